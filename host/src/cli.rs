@@ -1,0 +1,298 @@
+//! The console: `mswoole start|reload|stop|status|say|token`.
+//!
+//! Every command but `start` and `token` talks to the manager port of the same
+//! config and exits non-zero with a one-line reason when it gets no answer.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Map, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    auth::TokenCodec,
+    config::Config,
+    process::{MANAGER_FILE, PID_FILE},
+};
+
+/// The default config path, relative to the working directory.
+const DEFAULT_CONFIG: &str = "config/app.toml";
+/// How long `stop` waits for the host to remove its pid file.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// MSwoole's WebSocket service as a Rust plugin host.
+#[derive(Debug, Parser)]
+#[command(name = "mswoole", version, about)]
+pub struct Cli {
+    /// The config file; without it (and when `config/app.toml` is missing) the embedded defaults apply.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the host in the foreground.
+    Start,
+    /// Rescans the plugin directory and sends onReload to every module.
+    Reload,
+    /// Stops the host gracefully and waits until it has exited.
+    Stop,
+    /// Shows connections, memory, nodes and plugins.
+    Status {
+        /// Prints the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sends a server broadcast (event serverBroadcast) to every client.
+    Say {
+        /// The text to send.
+        text: String,
+    },
+    /// Mints a token the server accepts.
+    Token {
+        /// The user id (a number stays a number).
+        #[arg(long)]
+        id: String,
+        /// `wechatUser` (phone), `wall` (big screen), or another type.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+        /// The room code.
+        #[arg(long, default_value = "")]
+        code: String,
+        /// The nickname.
+        #[arg(long, default_value = "")]
+        nickname: String,
+        /// The key; default: auth.key of the config.
+        #[arg(long)]
+        key: Option<String>,
+        /// Issue time in unix seconds; default: now.
+        #[arg(long)]
+        ctime: Option<u64>,
+    },
+}
+
+impl Cli {
+    /// Whether this invocation runs the server (it wants the multi-threaded runtime).
+    pub fn is_start(&self) -> bool {
+        matches!(self.command, Command::Start)
+    }
+}
+
+/// Loads the config named on the command line, or the default one, or the embedded defaults.
+pub fn load_config(cli: &Cli) -> Result<Config, String> {
+    match &cli.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None if Path::new(DEFAULT_CONFIG).exists() => {
+            Config::load(Path::new(DEFAULT_CONFIG)).map_err(|e| e.to_string())
+        }
+        None => {
+            let here = std::env::current_dir()
+                .map_err(|e| format!("cannot read the working directory: {e}"))?;
+            Ok(Config::defaults(&here))
+        }
+    }
+}
+
+/// Runs a console command (everything but `start`); returns the exit code.
+pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
+    match cli.command {
+        Command::Start => Err("start is run by main".into()),
+        Command::Token {
+            id,
+            kind,
+            code,
+            nickname,
+            key,
+            ctime,
+        } => {
+            let codec = TokenCodec::new(
+                key.as_deref().unwrap_or(&config.auth.key),
+                config.auth.cipher,
+                config.auth.iv.as_deref(),
+            );
+            let id = id
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or(Value::from(id));
+            let ctime = ctime.unwrap_or_else(now);
+            let claims =
+                json!({"id": id, "type": kind, "code": code, "nickname": nickname, "ctime": ctime});
+            println!("{}", codec.encode(&claims));
+            Ok(())
+        }
+        Command::Reload => {
+            let reply = command(&config, json!({"method": "reload"})).await?;
+            println!("reloaded: {}", reply.get("param").unwrap_or(&Value::Null));
+            Ok(())
+        }
+        Command::Say { text } => {
+            let reply = command(&config, json!({"method": "say", "say": text})).await?;
+            println!("sent: {}", reply.get("param").unwrap_or(&Value::Null));
+            Ok(())
+        }
+        Command::Status { json } => {
+            let reply = command(&config, json!({"method": "status"})).await?;
+            let status = reply.get("param").cloned().unwrap_or(Value::Null);
+            if json {
+                println!("{status}");
+            } else {
+                print_status(&status);
+            }
+            Ok(())
+        }
+        Command::Stop => {
+            let pid_file = config.runtime.dir.join(PID_FILE);
+            command(&config, json!({"method": "stop"})).await?;
+            let started = Instant::now();
+            while pid_file.exists() {
+                if started.elapsed() > STOP_WAIT {
+                    return Err(format!(
+                        "the host did not exit within {}s ({} still exists)",
+                        STOP_WAIT.as_secs(),
+                        pid_file.display()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            println!("stopped");
+            Ok(())
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The manager's address: from the config, or from the file the host wrote when the port is 0.
+fn manager_address(config: &Config) -> Result<String, String> {
+    if config.manager.port != 0 {
+        return Ok(format!("{}:{}", config.manager.host, config.manager.port));
+    }
+    let file = config.runtime.dir.join(MANAGER_FILE);
+    std::fs::read_to_string(&file)
+        .map(|text| text.trim().to_string())
+        .map_err(|_| {
+            format!(
+                "manager.port is 0 and {} is missing: is the host running?",
+                file.display()
+            )
+        })
+}
+
+/// Sends one command to the manager port and returns the answer if its status is 200.
+async fn command(config: &Config, mut command: Value) -> Result<Map<String, Value>, String> {
+    if let (Some(token), Value::Object(map)) = (&config.manager.token, &mut command) {
+        map.insert("token".into(), Value::from(token.as_str()));
+    }
+    let address = manager_address(config)?;
+    let exchange = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/"))
+            .await
+            .map_err(|e| format!("the manager port {address} does not answer: {e}"))?;
+        ws.send(Message::text(command.to_string()))
+            .await
+            .map_err(|e| format!("manager {address}: {e}"))?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(format!("manager {address}: {e}")),
+                None => return Err(format!("manager {address} closed without answering")),
+            }
+        }
+    };
+    let text = tokio::time::timeout(Duration::from_secs(15), exchange)
+        .await
+        .map_err(|_| format!("the manager port {address} did not answer within 15s"))??;
+    let Ok(Value::Object(reply)) = serde_json::from_str::<Value>(&text) else {
+        return Err(format!(
+            "manager {address} answered something that is not an envelope"
+        ));
+    };
+    match reply.get("status").and_then(Value::as_u64) {
+        Some(200) => Ok(reply),
+        status => Err(format!(
+            "manager refused: {} {} {}",
+            status.map(|s| s.to_string()).unwrap_or_default(),
+            reply.get("event").and_then(Value::as_str).unwrap_or(""),
+            reply.get("info").and_then(Value::as_str).unwrap_or("")
+        )),
+    }
+}
+
+fn print_status(status: &Value) {
+    let field = |name: &str| status.get(name).map(|v| v.to_string()).unwrap_or_default();
+    println!("pid          {}", field("pid"));
+    println!(
+        "node         {}",
+        status.get("node").and_then(Value::as_str).unwrap_or("")
+    );
+    println!("nodes        {}", field("nodes"));
+    println!(
+        "connections  {} (max {})",
+        field("connections"),
+        field("max_connections")
+    );
+    println!("memory       {} KiB", field("memory_kb"));
+    println!("uptime       {} s", field("uptime_s"));
+    println!(
+        "plugin dir   {}",
+        status
+            .get("plugin_dir")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    );
+    for plugin in status
+        .get("plugins")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |name: &str| {
+            plugin
+                .get(name)
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default()
+        };
+        println!(
+            "plugin       {} {} generation {} loaded_at {} file {}",
+            text("name"),
+            text("version"),
+            text("generation"),
+            text("loaded_at"),
+            text("file")
+        );
+        if let Some(refusal) = plugin.get("last_refusal").filter(|r| !r.is_null()) {
+            println!(
+                "  last refusal: {}",
+                refusal.get("reason").and_then(Value::as_str).unwrap_or("")
+            );
+        }
+    }
+    for refusal in status
+        .get("refusals")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "refused      {}: {}",
+            refusal.get("file").and_then(Value::as_str).unwrap_or(""),
+            refusal.get("reason").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+}

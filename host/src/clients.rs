@@ -1,0 +1,135 @@
+//! The connections this node holds, and the outbound queue of each.
+//!
+//! Senders (a module's reply, a room broadcast, the manager) never write to a
+//! socket: they put a frame on the connection's bounded queue and its writer task
+//! does the I/O. A full queue means that client stopped reading: the frame is not
+//! queued (it would only grow host memory), and the writer closes the connection
+//! with 1008 once it has been stuck for `STALL`.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    },
+    time::Duration,
+};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::Identity;
+
+/// How long a client may leave its queue undrained before it is closed with 1008.
+pub const STALL: Duration = Duration::from_secs(10);
+
+/// What other tasks hold of a connection.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    /// Its outbound queue.
+    pub outbound: mpsc::Sender<Message>,
+    /// Cancelled to ask the connection to close (1000).
+    pub close: CancellationToken,
+    /// Who it is.
+    pub identity: Arc<Identity>,
+}
+
+/// The local connection table.
+#[derive(Debug, Default)]
+pub struct Clients {
+    /// fd → handle. A std lock: held for a lookup or an insert, never across an await.
+    table: RwLock<HashMap<String, ClientHandle>>,
+    /// Frames not queued because a client's queue was full.
+    dropped: AtomicU64,
+}
+
+impl Clients {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, ClientHandle>> {
+        self.table
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, ClientHandle>> {
+        self.table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a connection.
+    pub fn insert(&self, handle: ClientHandle) {
+        self.write().insert(handle.identity.fd.clone(), handle);
+    }
+
+    /// Removes a connection; senders no longer reach it.
+    pub fn remove(&self, fd: &str) {
+        self.write().remove(fd);
+    }
+
+    /// Number of local connections.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Frames dropped so far because a client stopped reading.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues a frame for one connection; `true` if it is connected here.
+    pub fn send(&self, fd: &str, text: &Utf8Bytes) -> bool {
+        let handle = self.read().get(fd).map(|handle| handle.outbound.clone());
+        match handle {
+            Some(outbound) => {
+                self.queue(&outbound, text);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues a frame for each connected fd in `fds`; returns how many are connected here.
+    pub fn send_many<'a>(&self, fds: impl IntoIterator<Item = &'a str>, text: &Utf8Bytes) -> u64 {
+        let table = self.read();
+        let mut reached = 0;
+        for fd in fds {
+            if let Some(handle) = table.get(fd) {
+                self.queue(&handle.outbound, text);
+                reached += 1;
+            }
+        }
+        reached
+    }
+
+    /// Queues a frame for every local connection; returns how many.
+    pub fn send_all(&self, text: &Utf8Bytes) -> u64 {
+        let table = self.read();
+        for handle in table.values() {
+            self.queue(&handle.outbound, text);
+        }
+        table.len() as u64
+    }
+
+    /// Asks a connection to close; `true` if it is connected here.
+    pub fn close(&self, fd: &str) -> bool {
+        self.read()
+            .get(fd)
+            .map(|handle| handle.close.cancel())
+            .is_some()
+    }
+
+    fn queue(&self, outbound: &mpsc::Sender<Message>, text: &Utf8Bytes) {
+        match outbound.try_send(Message::Text(text.clone())) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,715 @@
+//! The `config/app.toml` contract (DESIGN §9): every section and key optional with a working
+//! default; unknown keys and bad values stop start-up with a one-line message naming the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::{Cipher, DEFAULT_KEY};
+
+/// `[outside]`: the client-facing WebSocket listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outside {
+    /// Address to bind (an IP or a host name).
+    pub host: String,
+    /// Port to bind; 0 lets the OS pick one.
+    pub port: u16,
+    /// Peers whose `X-Real-IP` header is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Default for Outside {
+    fn default() -> Self {
+        Outside {
+            host: "127.0.0.1".into(),
+            port: 20000,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[manager]`: the operator port and console.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Manager {
+    /// Address to bind; a non-loopback address requires `token`.
+    pub host: String,
+    /// Port to bind.
+    pub port: u16,
+    /// Shared secret manager clients must present; `None` means none is asked for.
+    pub token: Option<String>,
+}
+
+impl Default for Manager {
+    fn default() -> Self {
+        Manager {
+            host: "127.0.0.1".into(),
+            port: 20001,
+            token: None,
+        }
+    }
+}
+
+/// `[heartbeat]`: dropping silent clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Heartbeat {
+    /// Seconds without any frame from a client before it is closed (1000, `idle timeout`).
+    pub idle_s: u64,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat { idle_s: 60 }
+    }
+}
+
+/// `[auth]`: the handshake token (DESIGN §3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Whether a token is required; without one a client gets the anonymous identity.
+    pub required: bool,
+    /// Cipher key, padded with `0` (or cut) to the cipher's key size.
+    pub key: String,
+    /// `3des-ecb` (MSwoole) or `des-cbc`.
+    pub cipher: Cipher,
+    /// IV for `des-cbc`; `None` uses the key's first 8 bytes.
+    pub iv: Option<String>,
+    /// Maximum token age in seconds from its `ctime`; 0 = no limit.
+    pub max_age_s: u64,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            required: true,
+            key: DEFAULT_KEY.into(),
+            cipher: Cipher::TripleDesEcb,
+            iv: None,
+            max_age_s: 0,
+        }
+    }
+}
+
+/// `[protocol]`: MSwoole compatibility switches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protocol {
+    /// Send the `receiveMessage` ack before routing each message.
+    pub ack: bool,
+    /// HTML-escape every string value of an incoming message before routing.
+    pub escape_html: bool,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Protocol {
+            ack: true,
+            escape_html: true,
+        }
+    }
+}
+
+/// `[limits]`: resource bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted client frame in bytes; bigger ones close with 1009.
+    pub max_message_bytes: usize,
+    /// Most concurrent clients; 0 = open-file limit minus 64, decided at start.
+    pub max_connections: usize,
+    /// Frames queued per client before back-pressure.
+    pub outbound_queue: usize,
+    /// Seconds a client has to complete its HTTP request.
+    pub handshake_timeout_s: u64,
+    /// Milliseconds a module call may take before it is answered with 500.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 65536,
+            max_connections: 0,
+            outbound_queue: 1024,
+            handshake_timeout_s: 10,
+            call_timeout_ms: 5000,
+        }
+    }
+}
+
+/// Where the fd registry lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// In this process: a single node, nothing to install.
+    #[default]
+    Memory,
+    /// In Redis: shared by several nodes.
+    Redis,
+}
+
+/// `[registry]`: the fd registry (DESIGN §4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Registry {
+    /// `memory` or `redis`.
+    pub backend: Backend,
+    /// Redis URL, used when `backend = "redis"`.
+    pub url: String,
+    /// Prefix of every Redis key.
+    pub prefix: String,
+    /// This node's id in fd ids; `None` = `<hostname>:<outside port>`.
+    pub node_id: Option<String>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            backend: Backend::Memory,
+            url: "redis://127.0.0.1:6379/".into(),
+            prefix: "mswoole:".into(),
+            node_id: None,
+        }
+    }
+}
+
+/// `[plugins]`: module plugins and hot swap.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Plugins {
+    /// Directory of plugin files; `None` = the directory holding the running `mswoole` executable.
+    pub dir: Option<PathBuf>,
+    /// Watch the directory and swap rebuilt plugins in.
+    pub watch: bool,
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Plugins {
+            dir: None,
+            watch: true,
+        }
+    }
+}
+
+/// `[runtime]`: process-level settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// Logs, pid file and private plugin copies.
+    pub dir: PathBuf,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            dir: PathBuf::from("runtime"),
+            workers: 0,
+        }
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// A tracing `EnvFilter` directive, e.g. `info` or `mswoole=debug,info`.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+        }
+    }
+}
+
+/// The file as written, before paths are resolved and values checked.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct File {
+    outside: Outside,
+    manager: Manager,
+    heartbeat: Heartbeat,
+    auth: Auth,
+    protocol: Protocol,
+    limits: Limits,
+    registry: Registry,
+    plugins: Plugins,
+    runtime: Runtime,
+    log: Log,
+    modules: BTreeMap<String, toml::Table>,
+}
+
+/// The whole validated configuration, paths resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Client listener.
+    pub outside: Outside,
+    /// Manager listener.
+    pub manager: Manager,
+    /// Idle timeout.
+    pub heartbeat: Heartbeat,
+    /// Handshake tokens.
+    pub auth: Auth,
+    /// Compatibility switches.
+    pub protocol: Protocol,
+    /// Resource bounds.
+    pub limits: Limits,
+    /// fd registry backend.
+    pub registry: Registry,
+    /// Plugin directory and watcher.
+    pub plugins: Plugins,
+    /// Runtime directory and threads.
+    pub runtime: Runtime,
+    /// Log filter.
+    pub log: Log,
+    /// `[modules.<Name>]` tables handed to each module.
+    pub modules: BTreeMap<String, toml::Table>,
+}
+
+/// A config that cannot be used: one line, starting with the file path when known, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Characters allowed in a node id (they end up in fd ids and Redis keys).
+fn node_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
+}
+
+/// Whether `host` only listens on this machine ("localhost" included; names are assumed public).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim();
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// 1-based line and column of byte offset `at` in `text`.
+fn position(text: &str, at: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..at.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    // Count characters, not bytes: skip UTF-8 continuation bytes.
+    let column = before[line_start..]
+        .iter()
+        .filter(|&&b| b & 0xC0 != 0x80)
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// Turns a TOML/serde error into one line naming the key, e.g.
+/// `outside.port: invalid type: string "x", expected u16 (line 2, column 8)`.
+fn describe(text: &str, err: &serde_path_to_error::Error<toml::de::Error>) -> String {
+    let inner = err.inner();
+    let raw = inner
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let key = err.path().to_string();
+    let message = match raw.strip_prefix("unknown field `") {
+        Some(rest) => {
+            let what = if key.contains('.') {
+                "unknown key"
+            } else {
+                "unknown section"
+            };
+            match rest.split_once("`, ") {
+                Some((_, expected)) => format!("{what}, {expected}"),
+                None => what.to_string(),
+            }
+        }
+        None => raw,
+    };
+    let mut out = if key == "." {
+        message
+    } else {
+        format!("{key}: {message}")
+    };
+    if let Some(span) = inner.span() {
+        let (line, column) = position(text, span.start);
+        out.push_str(&format!(" (line {line}, column {column})"));
+    }
+    out
+}
+
+/// Fails with `key must be greater than 0` when `value` is 0.
+fn positive(key: &str, value: u64) -> Result<(), String> {
+    if value == 0 {
+        Err(format!("{key} must be greater than 0"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Fails with `key must not be empty` when `value` is blank.
+fn non_empty(key: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        Err(format!("{key} must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `usize` → `u64` for the > 0 checks (lossless on every supported target).
+fn wide(v: usize) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// TOML value → JSON; datetimes become strings and non-finite floats `null` (JSON has neither).
+fn toml_to_json(value: &toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+        }
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(items) => Value::Array(items.iter().map(toml_to_json).collect()),
+        toml::Value::Table(table) => table_to_json(table),
+    }
+}
+
+/// TOML table → JSON object, keys in file order.
+fn table_to_json(table: &toml::Table) -> Value {
+    Value::Object(
+        table
+            .iter()
+            .map(|(k, v)| (k.clone(), toml_to_json(v)))
+            .collect(),
+    )
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths (plugins.dir, runtime.dir) resolve against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        // Resolve against an absolute directory so paths stay right whatever the process does later.
+        let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        Self::build(&text, &base).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses config text; relative paths resolve against `base`.
+    #[cfg(test)]
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        Self::build(text, base).map_err(ConfigError)
+    }
+
+    /// The embedded defaults, relative paths resolved against `base`.
+    pub fn defaults(base: &Path) -> Config {
+        Self::resolve(File::default(), base)
+    }
+
+    /// Parse, resolve, validate; errors without the file name.
+    fn build(text: &str, base: &Path) -> Result<Config, String> {
+        let file: File = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| describe(text, &e))?;
+        let config = Self::resolve(file, base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Makes relative paths absolute against `base`.
+    fn resolve(file: File, base: &Path) -> Config {
+        let mut plugins = file.plugins;
+        plugins.dir = plugins.dir.map(|d| base.join(d));
+        let mut runtime = file.runtime;
+        runtime.dir = base.join(&runtime.dir);
+        Config {
+            outside: file.outside,
+            manager: file.manager,
+            heartbeat: file.heartbeat,
+            auth: file.auth,
+            protocol: file.protocol,
+            limits: file.limits,
+            registry: file.registry,
+            plugins,
+            runtime,
+            log: file.log,
+            modules: file.modules,
+        }
+    }
+
+    /// The checks serde cannot express; the message names the key.
+    fn validate(&self) -> Result<(), String> {
+        non_empty("outside.host", &self.outside.host)?;
+        non_empty("manager.host", &self.manager.host)?;
+        if let Some(token) = &self.manager.token {
+            non_empty("manager.token", token)?;
+        } else if !is_loopback(&self.manager.host) {
+            return Err(format!(
+                "manager.host {:?} is not a loopback address, so manager.token must be set",
+                self.manager.host
+            ));
+        }
+        positive("heartbeat.idle_s", self.heartbeat.idle_s)?;
+        non_empty("auth.key", &self.auth.key)?;
+        if let Some(iv) = &self.auth.iv {
+            non_empty("auth.iv", iv)?;
+        }
+        let limits = &self.limits;
+        positive("limits.max_message_bytes", wide(limits.max_message_bytes))?;
+        positive("limits.outbound_queue", wide(limits.outbound_queue))?;
+        positive("limits.handshake_timeout_s", limits.handshake_timeout_s)?;
+        positive("limits.call_timeout_ms", limits.call_timeout_ms)?;
+        if self.registry.backend == Backend::Redis {
+            non_empty("registry.url", &self.registry.url)?;
+        }
+        if let Some(id) = &self.registry.node_id {
+            if id.is_empty() || !id.chars().all(node_id_char) {
+                return Err(format!(
+                    "registry.node_id {id:?} must be non-empty and use only letters, digits and . _ : -"
+                ));
+            }
+        }
+        if let Some(dir) = &self.plugins.dir {
+            non_empty("plugins.dir", &dir.to_string_lossy())?;
+        }
+        non_empty("log.level", &self.log.level)?;
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for name in self.modules.keys() {
+            if let Some(other) = seen.insert(name.to_ascii_lowercase(), name) {
+                return Err(format!(
+                    "modules.{name}: defined twice (module names ignore case; see modules.{other})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[modules.<name>]` as JSON (an empty object when absent); the lookup is case-insensitive on the module name.
+    pub fn module_config(&self, name: &str) -> Value {
+        self.modules
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map_or_else(
+                || Value::Object(serde_json::Map::new()),
+                |(_, t)| table_to_json(t),
+            )
+    }
+
+    /// `registry.node_id`, or `<hostname>:<port>` with characters outside `[A-Za-z0-9._:-]` replaced by `-`.
+    pub fn node_id(&self, outside_port: u16) -> String {
+        if let Some(id) = &self.registry.node_id {
+            return id.clone();
+        }
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let host = if host.is_empty() { "localhost" } else { &host };
+        format!("{host}:{outside_port}")
+            .chars()
+            .map(|c| if node_id_char(c) { c } else { '-' })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> PathBuf {
+        PathBuf::from("/srv/ms/config")
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, &base())
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        let c = parse("").expect("empty config");
+        assert_eq!(format!("{c:?}"), format!("{:?}", Config::defaults(&base())));
+        assert_eq!(c.outside.host, "127.0.0.1");
+        assert_eq!(c.outside.port, 20000);
+        assert_eq!(c.manager.port, 20001);
+        assert_eq!(c.heartbeat.idle_s, 60);
+        assert!(c.auth.required);
+        assert_eq!(c.auth.key, "kfw001-websocket");
+        assert_eq!(c.auth.cipher, Cipher::TripleDesEcb);
+        assert!(c.protocol.ack && c.protocol.escape_html);
+        assert_eq!(c.limits.max_message_bytes, 65536);
+        assert_eq!(c.limits.call_timeout_ms, 5000);
+        assert_eq!(c.registry.backend, Backend::Memory);
+        assert_eq!(c.registry.prefix, "mswoole:");
+        assert_eq!(c.plugins.dir, None);
+        assert!(c.plugins.watch);
+        assert_eq!(c.runtime.dir, base().join("runtime"));
+        assert_eq!(c.log.level, "info");
+        assert!(c.modules.is_empty());
+    }
+
+    #[test]
+    fn missing_keys_and_sections_keep_defaults() {
+        let c = parse("[outside]\nport = 8080\n[auth]\ncipher = \"des-cbc\"\niv = \"abc\"\n")
+            .expect("partial config");
+        assert_eq!(c.outside.port, 8080);
+        assert_eq!(c.outside.host, "127.0.0.1");
+        assert_eq!(c.auth.cipher, Cipher::DesCbc);
+        assert_eq!(c.auth.iv.as_deref(), Some("abc"));
+        assert_eq!(c.auth.key, "kfw001-websocket");
+        assert_eq!(c.limits.outbound_queue, 1024);
+        let c = parse("[registry]\nbackend = \"redis\"\n[outside]\ntrusted_proxies = [\"10.0.0.1\", \"::1\"]\n")
+            .expect("redis");
+        assert_eq!(c.registry.backend, Backend::Redis);
+        assert_eq!(c.outside.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_sections_are_named() {
+        let e = err("[outside]\nhots = \"0.0.0.0\"\n");
+        assert!(e.starts_with("outside.hots: unknown key"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let e = err("[outsid]\nhost = \"x\"\n");
+        assert!(e.starts_with("outsid: unknown section"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = err("[outside]\nport = \"x\"\n");
+        assert!(e.starts_with("outside.port: invalid type"), "{e}");
+        assert!(e.contains("(line 2, column 8)"), "{e}");
+        assert!(err("[auth]\ncipher = \"rot13\"\n").starts_with("auth.cipher: unknown variant"));
+        assert!(err("[registry]\nbackend = \"mongo\"\n").starts_with("registry.backend:"));
+        assert!(err("[outside]\ntrusted_proxies = [\"1.2.3.4\", \"zz\"]\n")
+            .starts_with("outside.trusted_proxies[1]:"));
+        assert!(err("[manager]\nport = 70000\n").starts_with("manager.port:"));
+        assert!(err("[outside\n").contains("line 1"));
+        assert_eq!(
+            err("[limits]\nmax_message_bytes = 0\n"),
+            "limits.max_message_bytes must be greater than 0"
+        );
+        assert!(err("[heartbeat]\nidle_s = 0\n").starts_with("heartbeat.idle_s"));
+        assert!(err("[limits]\ncall_timeout_ms = 0\n").starts_with("limits.call_timeout_ms"));
+        assert!(parse("[limits]\nmax_connections = 0\n").is_ok());
+        assert!(err("[auth]\nkey = \"\"\n").starts_with("auth.key"));
+        assert!(err("[outside]\nhost = \"\"\n").starts_with("outside.host"));
+        assert!(err("[log]\nlevel = \" \"\n").starts_with("log.level"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_base() {
+        let c = parse("[plugins]\ndir = \"../target/debug\"\n[runtime]\ndir = \"/var/run/ms\"\n")
+            .expect("paths");
+        assert_eq!(c.plugins.dir, Some(base().join("../target/debug")));
+        assert_eq!(c.runtime.dir, PathBuf::from("/var/run/ms"));
+    }
+
+    #[test]
+    fn node_id_default_and_validation() {
+        let c = parse("").expect("defaults");
+        let id = c.node_id(20000);
+        assert!(id.ends_with(":20000"), "{id}");
+        assert!(id.chars().all(node_id_char), "{id}");
+        let c = parse("[registry]\nnode_id = \"edge-1.eu:a_b\"\n").expect("node id");
+        assert_eq!(c.node_id(20000), "edge-1.eu:a_b");
+        assert!(err("[registry]\nnode_id = \"a b\"\n").starts_with("registry.node_id"));
+        assert!(err("[registry]\nnode_id = \"\"\n").starts_with("registry.node_id"));
+    }
+
+    #[test]
+    fn manager_host_needs_token_off_loopback() {
+        for host in ["127.0.0.1", "::1", "[::1]", "localhost", "127.1.2.3"] {
+            assert!(
+                parse(&format!("[manager]\nhost = \"{host}\"\n")).is_ok(),
+                "{host}"
+            );
+        }
+        for host in ["0.0.0.0", "10.1.2.3", "::", "example.org"] {
+            let e = err(&format!("[manager]\nhost = \"{host}\"\n"));
+            assert!(e.starts_with("manager.host"), "{e}");
+        }
+        assert!(parse("[manager]\nhost = \"0.0.0.0\"\ntoken = \"s3cret\"\n").is_ok());
+        assert!(err("[manager]\ntoken = \"\"\n").starts_with("manager.token"));
+    }
+
+    #[test]
+    fn module_config_is_case_insensitive_json() {
+        let c = parse(
+            "[modules.Live]\nrooms = 3\nratio = 0.5\ntags = [\"a\", 1]\nwhen = 1979-05-27T07:32:00Z\n\
+             [modules.Live.redis]\non = true\n",
+        )
+        .expect("modules");
+        let want = json!({
+            "rooms": 3, "ratio": 0.5, "tags": ["a", 1], "when": "1979-05-27T07:32:00Z",
+            "redis": {"on": true}
+        });
+        assert_eq!(c.module_config("live"), want);
+        assert_eq!(c.module_config("LIVE"), want);
+        assert_eq!(c.module_config("Index"), json!({}));
+        assert!(err("[modules.index]\n[modules.Index]\n").contains("defined twice"));
+        assert!(err("[modules]\nIndex = 1\n").starts_with("modules.Index:"));
+    }
+
+    #[test]
+    fn shipped_file_is_the_defaults() {
+        let text = include_str!("../../config/app.toml");
+        let mut c = parse(text).expect("config/app.toml must parse");
+        assert_eq!(c.module_config("index"), json!({"debug_actions": false}));
+        c.modules.clear();
+        assert_eq!(format!("{c:?}"), format!("{:?}", Config::defaults(&base())));
+    }
+
+    #[test]
+    fn load_prefixes_the_path_and_resolves_against_the_file() {
+        let dir = std::env::temp_dir().join(format!("mswoole-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("app.toml");
+        std::fs::write(&file, include_str!("../../config/app.toml")).expect("write");
+        let c = Config::load(&file).expect("load");
+        assert_eq!(c.runtime.dir, dir.join("runtime"));
+        std::fs::write(&file, "[limits]\nouthound_queue = 1\n").expect("write");
+        let e = Config::load(&file).expect_err("bad key").to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}: limits.outhound_queue: unknown key",
+                file.display()
+            )),
+            "{e}"
+        );
+        let e = Config::load(&dir.join("missing.toml"))
+            .expect_err("missing")
+            .to_string();
+        assert!(e.contains("missing.toml: cannot read"), "{e}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

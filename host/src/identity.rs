@@ -1,0 +1,164 @@
+//! Who a connection is: its id and its decoded token.
+//!
+//! An fd is `<node_id>/<boot>/<counter>`: unique across the deployment (node ids
+//! differ), never reused after a restart (the boot time in microseconds moves on),
+//! and it tells which node holds the connection. MSwoole reused Swoole's small
+//! integer fds, so a stale room entry could reach a stranger; this cannot.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Map, Value};
+
+/// Hands out fds for this node.
+#[derive(Debug)]
+pub struct FdIds {
+    /// `<node_id>/<boot>/`.
+    prefix: String,
+    /// The next counter value.
+    next: AtomicU64,
+}
+
+impl FdIds {
+    /// Ids for `node_id`, from this boot on.
+    pub fn new(node_id: &str) -> Self {
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        FdIds {
+            prefix: format!("{node_id}/{boot:x}/"),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    /// A new fd.
+    pub fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n}", self.prefix)
+    }
+}
+
+/// The node part of an fd.
+pub fn node_of(fd: &str) -> Option<&str> {
+    let mut parts = fd.rsplitn(3, '/');
+    let (_counter, _boot, node) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(node)
+}
+
+/// A connection's identity, fixed at the handshake.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The connection id.
+    pub fd: String,
+    /// The decoded token (anonymous: `{"id":fd,"type":"anonymous","code":"","nickname":""}`).
+    pub claims: Map<String, Value>,
+    /// The token minus `ctime`: what the host injects as `auth`.
+    pub auth: Value,
+    /// The room code, as a string.
+    pub code: String,
+    /// The uid of a `wechatUser` (string form of `id`); `None` for other types.
+    pub uid: Option<String>,
+}
+
+/// The string form of a JSON value used as an id (`1` → `"1"`, `"w-7"` → `"w-7"`).
+fn id_string(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Identity {
+    /// The identity of a connection with a checked token.
+    pub fn from_claims(fd: String, claims: Map<String, Value>) -> Self {
+        let code = claims.get("code").map(id_string).unwrap_or_default();
+        let uid = match claims.get("type") {
+            Some(Value::String(kind)) if kind == "wechatUser" => claims.get("id").map(id_string),
+            _ => None,
+        };
+        let mut auth = claims.clone();
+        auth.remove("ctime");
+        Identity {
+            fd,
+            claims,
+            auth: Value::Object(auth),
+            code,
+            uid,
+        }
+    }
+
+    /// The identity of a connection without a token, when auth is off.
+    pub fn anonymous(fd: String) -> Self {
+        let mut claims = Map::new();
+        claims.insert("id".into(), Value::from(fd.as_str()));
+        claims.insert("type".into(), "anonymous".into());
+        claims.insert("code".into(), "".into());
+        claims.insert("nickname".into(), "".into());
+        Self::from_claims(fd, claims)
+    }
+
+    /// `{fd, code, auth}`: what `onClose` receives, shaped like a message.
+    pub fn close_info(&self, escape: bool) -> Value {
+        let mut info = Map::new();
+        info.insert("fd".into(), Value::from(self.fd.as_str()));
+        info.insert("code".into(), Value::from(self.code.as_str()));
+        let mut auth = self.auth.clone();
+        if escape {
+            crate::message::escape_strings(&mut auth);
+        }
+        info.insert("auth".into(), auth);
+        Value::Object(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn fds_are_unique_and_name_their_node() {
+        let ids = FdIds::new("host-a:20000");
+        let (a, b) = (ids.next(), ids.next());
+        assert_ne!(a, b);
+        assert_eq!(node_of(&a), Some("host-a:20000"));
+        assert_ne!(
+            FdIds::new("host-a:20000").next(),
+            a,
+            "a new boot never repeats an fd"
+        );
+    }
+
+    #[test]
+    fn wechat_users_have_a_uid_and_walls_do_not() {
+        let Value::Object(user) =
+            json!({"id": 1, "type": "wechatUser", "code": "demo", "ctime": 5})
+        else {
+            unreachable!()
+        };
+        let identity = Identity::from_claims("f".into(), user);
+        assert_eq!(identity.uid.as_deref(), Some("1"));
+        assert_eq!(
+            identity.auth,
+            json!({"id": 1, "type": "wechatUser", "code": "demo"})
+        );
+        let Value::Object(wall) = json!({"id": "w-7", "type": "wall", "code": 42}) else {
+            unreachable!()
+        };
+        let identity = Identity::from_claims("f".into(), wall);
+        assert_eq!((identity.uid, identity.code.as_str()), (None, "42"));
+    }
+
+    #[test]
+    fn anonymous_identity_uses_the_fd_as_id() {
+        let identity = Identity::anonymous("n/1/2".into());
+        assert_eq!(
+            identity.auth,
+            json!({"id": "n/1/2", "type": "anonymous", "code": "", "nickname": ""})
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! `mswoole`: MSwoole's WebSocket service as a plugin host.
+//!
+//! Data flows one way: socket ([`server`], [`handshake`]) → connection task
+//! ([`connection`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
+//! ([`plugins::host_api`]) → [`registry`] and outbound queues ([`clients`]).
+//! [`manager`] and [`cli`] drive a running host; [`error`] is the one place a
+//! failure becomes an envelope.
+
+mod auth;
+mod cli;
+mod clients;
+mod config;
+mod connection;
+mod envelope;
+mod error;
+mod handshake;
+mod identity;
+mod manager;
+mod message;
+mod plugins;
+mod process;
+mod registry;
+mod router;
+mod server;
+mod shared;
+mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let outcome = cli::load_config(&cli).and_then(|config| {
+        let mut builder = if cli.is_start() {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if config.runtime.workers > 0 {
+                builder.worker_threads(config.runtime.workers);
+            }
+            builder
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        let runtime = builder
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        if cli.is_start() {
+            runtime.block_on(server::run(config))
+        } else {
+            runtime.block_on(cli::run(cli, config))
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("mswoole: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! What the host does to a client's message before a module sees it.
+//!
+//! The client's `fd`, `code` and `auth` are overwritten with what the host knows
+//! (never trusted), then every string value is HTML-escaped as MSwoole did — except
+//! `fd` and `code`, which are registry keys and must read the same here and in
+//! `onClose` (MSwoole escaped the code in one and not the other, and left ghosts).
+
+use serde_json::{Map, Value};
+
+use crate::{error::CallError, identity::Identity};
+
+/// A text frame, classified.
+#[derive(Debug, PartialEq)]
+pub enum Inbound {
+    /// `2`: the application-level ping.
+    Ping,
+    /// A JSON object with an optional string `method`.
+    Message {
+        /// The `method` as sent (empty when absent).
+        method: String,
+        /// The object.
+        body: Map<String, Value>,
+    },
+}
+
+/// Classifies a text frame; anything but `2` or an object with a string `method` is bad input.
+pub fn parse(text: &str) -> Result<Inbound, CallError> {
+    if text == "2" {
+        return Ok(Inbound::Ping);
+    }
+    let Ok(Value::Object(body)) = serde_json::from_str::<Value>(text) else {
+        return Err(CallError::BadRequest);
+    };
+    let method = match body.get("method") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(method)) => method.clone(),
+        Some(_) => return Err(CallError::BadRequest),
+    };
+    Ok(Inbound::Message { method, body })
+}
+
+/// Injects `fd`, `code` and `auth`, then escapes string values when `escape` is set.
+pub fn prepare(mut body: Map<String, Value>, identity: &Identity, escape: bool) -> Value {
+    body.insert("auth".into(), identity.auth.clone());
+    if escape {
+        for (key, value) in body.iter_mut() {
+            if key != "fd" && key != "code" {
+                escape_strings(value);
+            }
+        }
+    }
+    body.insert("fd".into(), Value::from(identity.fd.as_str()));
+    body.insert("code".into(), Value::from(identity.code.as_str()));
+    Value::Object(body)
+}
+
+/// HTML-escapes every string value, recursively; keys are left alone.
+pub fn escape_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => {
+            if text.contains(['&', '<', '>', '"', '\'']) {
+                *text = escape_html(text);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(escape_strings),
+        Value::Object(map) => map.values_mut().for_each(escape_strings),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// PHP's `htmlspecialchars` with `ENT_QUOTES`.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#039;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn identity() -> Identity {
+        let Value::Object(claims) =
+            json!({"id": 1, "type": "wechatUser", "code": "a&b", "nickname": "<i>", "ctime": 9})
+        else {
+            unreachable!()
+        };
+        Identity::from_claims("node/1/7".into(), claims)
+    }
+
+    fn body(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn ping_objects_and_bad_input() {
+        assert_eq!(parse("2"), Ok(Inbound::Ping));
+        assert!(
+            matches!(parse(r#"{"say":"x"}"#), Ok(Inbound::Message { method, .. }) if method.is_empty())
+        );
+        assert!(
+            matches!(parse(r#"{"method":"a.b"}"#), Ok(Inbound::Message { method, .. }) if method == "a.b")
+        );
+        for bad in ["", "3", "[1]", "\"x\"", "{", r#"{"method":5}"#] {
+            assert_eq!(parse(bad), Err(CallError::BadRequest), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn client_values_for_fd_code_auth_are_overwritten() {
+        let message = prepare(
+            body(json!({"fd": "evil", "code": "other", "auth": {"id": 0}})),
+            &identity(),
+            false,
+        );
+        assert_eq!(message["fd"], "node/1/7");
+        assert_eq!(message["code"], "a&b");
+        assert_eq!(
+            message["auth"],
+            json!({"id": 1, "type": "wechatUser", "code": "a&b", "nickname": "<i>"})
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_recursively_except_fd_and_code() {
+        let sent = json!({"say": "<b>&\"'", "list": ["<", {"k<": ">"}], "n": 5});
+        let message = prepare(body(sent), &identity(), true);
+        assert_eq!(message["say"], "&lt;b&gt;&amp;&quot;&#039;");
+        assert_eq!(message["list"], json!(["&lt;", {"k<": "&gt;"}]));
+        assert_eq!(message["n"], 5);
+        assert_eq!(message["code"], "a&b");
+        assert_eq!(message["auth"]["code"], "a&amp;b");
+        assert_eq!(message["auth"]["nickname"], "&lt;i&gt;");
+    }
+}

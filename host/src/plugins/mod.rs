@@ -1,0 +1,344 @@
+//! The plugin table: which version of each module is current.
+//!
+//! Each loaded version is a [`Generation`] held in an `Arc`. A message pins the
+//! current generation of its module for the length of its call, so a swap never
+//! disturbs a call in flight: new messages go to the new version, calls already
+//! running finish on the old one, and the old one is retired when its last call
+//! returns (Erlang's two-version rule). The table itself is an `ArcSwap`, so
+//! routing reads it without a lock.
+//!
+//! - [`loader`]: opens and checks a library (the only `unsafe`).
+//! - [`bridge`]: the only code that calls into a module.
+//! - [`host_api`]: the callbacks a module can make into the host.
+
+pub mod bridge;
+pub mod host_api;
+pub mod loader;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use arc_swap::ArcSwap;
+use mswoole_plugin_api::ffi::ModuleBox;
+use serde_json::{json, Value};
+
+use self::{
+    bridge::{Hook, ModuleSpec},
+    host_api::HostServices,
+};
+use crate::{
+    clients::Clients, config::Config, error::CallError, registry::Registry, router::Route,
+    router::LIFECYCLE_HOOKS,
+};
+
+/// One loaded version of a module.
+pub struct Generation {
+    /// The constructed module. Declared first so it is dropped before anything else.
+    module: ModuleBox,
+    /// What it declared.
+    pub spec: ModuleSpec,
+    /// 1 for the first version loaded, +1 for each swap.
+    pub number: u64,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// The private copy that is mapped.
+    pub copy: PathBuf,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+}
+
+/// A library that was refused.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The file.
+    pub file: PathBuf,
+    /// One line: why.
+    pub reason: String,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// What identifies a version of a file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = fs::metadata(path).ok()?;
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}
+
+/// Whether a directory entry is a plugin candidate (`lib*.so`).
+pub fn is_plugin_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with("lib") && name.ends_with(".so") && path.is_file()
+}
+
+/// The plugin table and everything needed to load into it.
+pub struct Plugins {
+    /// Current generation per module name.
+    current: ArcSwap<HashMap<String, Arc<Generation>>>,
+    /// The watched directory.
+    dir: PathBuf,
+    /// Where private copies go.
+    copies: PathBuf,
+    /// The stamp of each file when it was last looked at, so an unchanged file is not reloaded.
+    seen: Mutex<HashMap<PathBuf, Stamp>>,
+    /// Last refusal per file.
+    refusals: Mutex<BTreeMap<PathBuf, Refusal>>,
+    /// Serializes scans (start-up, reload, watcher).
+    scanning: tokio::sync::Mutex<()>,
+    /// Unique number for each private copy.
+    serial: AtomicU64,
+    /// What modules' host handles reach.
+    registry: Arc<dyn Registry>,
+    /// Local connections, for host handles.
+    clients: Arc<Clients>,
+    /// `[modules.*]` tables by module name.
+    config: Arc<Config>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Plugins {
+    /// An empty table loading from `dir`, with private copies in `copies`.
+    pub fn new(
+        dir: PathBuf,
+        copies: PathBuf,
+        registry: Arc<dyn Registry>,
+        clients: Arc<Clients>,
+        config: Arc<Config>,
+    ) -> Self {
+        loader::clear_copies(&copies);
+        Plugins {
+            current: ArcSwap::from_pointee(HashMap::new()),
+            dir,
+            copies,
+            seen: Mutex::default(),
+            refusals: Mutex::default(),
+            scanning: tokio::sync::Mutex::new(()),
+            serial: AtomicU64::new(0),
+            registry,
+            clients,
+            config,
+        }
+    }
+
+    /// The directory plugins are loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current generation of a module.
+    pub fn module(&self, name: &str) -> Option<Arc<Generation>> {
+        self.current.load().get(name).cloned()
+    }
+
+    /// Every current generation.
+    pub fn all(&self) -> Vec<Arc<Generation>> {
+        let mut all: Vec<_> = self.current.load().values().cloned().collect();
+        all.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        all
+    }
+
+    /// Finds the generation serving a route; `true` when it is an `onMessage` fallback.
+    pub fn resolve(&self, route: &Route) -> Result<(Arc<Generation>, bool), CallError> {
+        let generation = self
+            .module(&route.module)
+            .ok_or(CallError::ControllerNotFound)?;
+        let controller = generation
+            .spec
+            .controllers
+            .get(&route.controller)
+            .ok_or(CallError::ControllerNotFound)?;
+        if LIFECYCLE_HOOKS.contains(&route.action.as_str()) {
+            return Err(CallError::MethodNotFound);
+        }
+        let declared = controller.actions.contains(&route.action);
+        match (declared, controller.on_message) {
+            (true, _) => Ok((generation, false)),
+            (false, true) => Ok((generation, true)),
+            (false, false) => Err(CallError::MethodNotFound),
+        }
+    }
+
+    /// Looks at every `lib*.so` in the directory and loads what is new or changed.
+    ///
+    /// Returns how many modules were loaded or swapped. A deleted file does not
+    /// unload its module: the version in memory keeps serving.
+    pub async fn scan(&self) -> usize {
+        let _scanning = self.scanning.lock().await;
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::error!(dir = %self.dir.display(), "cannot read the plugin directory: {error}");
+                return 0;
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| is_plugin_file(p))
+            .collect();
+        files.sort();
+        let mut loaded = 0;
+        for file in files {
+            let Some(now) = stamp(&file) else { continue };
+            if lock(&self.seen).get(&file) == Some(&now) {
+                continue;
+            }
+            lock(&self.seen).insert(file.clone(), now);
+            match self.load(&file).await {
+                Ok(()) => loaded += 1,
+                Err(reason) => self.refuse(&file, reason),
+            }
+        }
+        loaded
+    }
+
+    fn refuse(&self, file: &Path, reason: String) {
+        tracing::error!(file = %file.display(), "plugin refused: {reason}");
+        let refusal = Refusal {
+            file: file.to_path_buf(),
+            reason,
+            at: SystemTime::now(),
+        };
+        lock(&self.refusals).insert(file.to_path_buf(), refusal);
+    }
+
+    /// Loads one file and makes it current for its module.
+    async fn load(&self, file: &Path) -> Result<(), String> {
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let (owned_file, copies) = (file.to_path_buf(), self.copies.clone());
+        let (root, copy) =
+            tokio::task::spawn_blocking(move || loader::load(&owned_file, &copies, serial))
+                .await
+                .map_err(|e| format!("loader task failed: {e}"))?
+                .map_err(|e| {
+                    if e.detail != e.reason {
+                        tracing::debug!(file = %file.display(), "full loader report: {}", e.detail);
+                    }
+                    e.reason
+                })?;
+        let spec = bridge::describe(root)?;
+        let previous = self.module(&spec.name);
+        if let Some(previous) = &previous {
+            if previous.file != file {
+                return Err(format!(
+                    "module {} is already served by {}",
+                    spec.name,
+                    previous.file.display()
+                ));
+            }
+        }
+        let services = HostServices {
+            registry: self.registry.clone(),
+            clients: self.clients.clone(),
+            module: spec.name.as_str().into(),
+        };
+        let module = bridge::construct(root, services, &self.config.module_config(&spec.name))
+            .map_err(|reason| format!("constructor of {} failed: {reason}", spec.name))?;
+        if let Some(previous) = &previous {
+            bridge::hand_over(previous, &module)?;
+        }
+        let generation = Arc::new(Generation {
+            module,
+            number: previous.as_ref().map_or(1, |p| p.number + 1),
+            spec,
+            file: file.to_path_buf(),
+            copy,
+            loaded_at: SystemTime::now(),
+        });
+        let mut table = HashMap::clone(&self.current.load());
+        table.insert(generation.spec.name.clone(), generation.clone());
+        self.current.store(Arc::new(table));
+        lock(&self.refusals).remove(file);
+        tracing::info!(
+            module = %generation.spec.name,
+            version = %generation.spec.version,
+            generation = generation.number,
+            file = %file.display(),
+            "plugin loaded"
+        );
+        Ok(())
+    }
+
+    /// Runs a lifecycle hook on every current module, logging failures.
+    pub async fn hook_all(&self, hook: Hook<'_>, timeout: Duration) {
+        for generation in self.all() {
+            let name = generation.spec.name.clone();
+            if let Err(error) = bridge::hook(generation, hook, timeout).await {
+                tracing::error!(module = %name, "{hook:?} failed: {error}");
+            }
+        }
+    }
+
+    /// The refusals, newest information per file.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        lock(&self.refusals).values().cloned().collect()
+    }
+
+    /// `status` of every module and refusal, as JSON.
+    pub fn status(&self) -> (Value, Value) {
+        let refusals = self.refusals();
+        let last_refusal = |file: &Path| {
+            refusals
+                .iter()
+                .find(|r| r.file == file)
+                .map(|r| json!({"reason": r.reason, "at": unix(r.at)}))
+        };
+        let modules: Vec<Value> = self
+            .all()
+            .iter()
+            .map(|g| {
+                json!({
+                    "name": g.spec.name,
+                    "version": g.spec.version,
+                    "generation": g.number,
+                    "file": g.file.display().to_string(),
+                    "copy": g.copy.display().to_string(),
+                    "loaded_at": unix(g.loaded_at),
+                    "last_refusal": last_refusal(&g.file),
+                    "controllers": g.spec.controllers.iter().map(|(name, c)| (name.clone(), json!(c.actions))).collect::<serde_json::Map<_, _>>(),
+                })
+            })
+            .collect();
+        let refusals: Vec<Value> = refusals
+            .iter()
+            .map(|r| json!({"file": r.file.display().to_string(), "reason": r.reason, "at": unix(r.at)}))
+            .collect();
+        (Value::Array(modules), Value::Array(refusals))
+    }
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation")
+            .field("spec", &self.spec)
+            .field("number", &self.number)
+            .finish()
+    }
+}

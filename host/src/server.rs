@@ -1,0 +1,348 @@
+//! Start-up, the outside listener, and the stop sequence.
+//!
+//! As in mini-redis, a [`Listener`] accepts and applies the limits (a semaphore of
+//! `limits.max_connections` permits, a back-off on accept errors), and each socket
+//! gets its own task: it reads the request head within
+//! `limits.handshake_timeout_s`, answers plain HTTP, checks the token, and hands an
+//! upgrade to [`connection::run`].
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
+use tokio_util::task::TaskTracker;
+
+use crate::{
+    auth::{self, TokenCodec},
+    clients::Clients,
+    config::{Backend, Config},
+    connection,
+    handshake::{self, Head, HeadError},
+    identity::{FdIds, Identity},
+    manager,
+    plugins::{bridge::Hook, Plugins},
+    process::{self, RuntimeFiles},
+    registry::{memory::MemoryRegistry, Registry},
+    shared::Shared,
+    shutdown::Shutdown,
+};
+
+/// How long connections get to run their close sequence when the host stops.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Binds an address, saying which setting it came from when it fails.
+async fn bind(host: &str, port: u16, setting: &str) -> Result<TcpListener, String> {
+    TcpListener::bind((host, port)).await.map_err(|error| {
+        if error.kind() == std::io::ErrorKind::AddrInUse {
+            format!("{setting} {host}:{port}: port already in use")
+        } else {
+            format!("{setting} {host}:{port}: cannot listen: {error}")
+        }
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Starts the host and runs it until it is stopped.
+pub async fn run(config: Config) -> Result<(), String> {
+    let config = Arc::new(config);
+    let runtime = config.runtime.dir.clone();
+    std::fs::create_dir_all(&runtime)
+        .map_err(|e| format!("runtime.dir {}: {e}", runtime.display()))?;
+    process::init_logging(&runtime, &config.log.level)?;
+    let open_files = process::raise_open_files();
+
+    if config.auth.key == auth::DEFAULT_KEY && !is_loopback(&config.outside.host) {
+        tracing::warn!(
+            host = %config.outside.host,
+            "auth.key is the public default key and outside.host is not loopback: anyone can mint tokens"
+        );
+    }
+    let registry: Arc<dyn Registry> = match config.registry.backend {
+        Backend::Memory => Arc::new(MemoryRegistry::new()),
+        Backend::Redis => return Err(format!(
+            "registry.backend = \"redis\" ({}) is not available in this build yet; use \"memory\"",
+            config.registry.url
+        )),
+    };
+    let outside = bind(&config.outside.host, config.outside.port, "outside").await?;
+    let manager_listener = bind(&config.manager.host, config.manager.port, "manager").await?;
+    let outside_addr = outside.local_addr().map_err(|e| format!("outside: {e}"))?;
+    let manager_addr = manager_listener
+        .local_addr()
+        .map_err(|e| format!("manager: {e}"))?;
+
+    let node_id = config.node_id(outside_addr.port());
+    let clients = Arc::new(Clients::new());
+    let plugin_dir = match &config.plugins.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|p| p.to_path_buf()))
+            .ok_or("plugins.dir is not set and the executable's directory is unknown")?,
+    };
+    let plugins = Plugins::new(
+        plugin_dir,
+        runtime.join("plugins"),
+        registry.clone(),
+        clients.clone(),
+        config.clone(),
+    );
+    let max_connections = match config.limits.max_connections {
+        0 => (open_files as usize).saturating_sub(64).max(16),
+        n => n,
+    };
+    let shared = Arc::new(Shared {
+        codec: TokenCodec::new(
+            &config.auth.key,
+            config.auth.cipher,
+            config.auth.iv.as_deref(),
+        ),
+        config: config.clone(),
+        node_id,
+        registry,
+        clients,
+        plugins,
+        ids: FdIds::new(&config.node_id(outside_addr.port())),
+        shutdown: Shutdown::new(),
+        started: Instant::now(),
+        max_connections,
+    });
+    let loaded = shared.plugins.scan().await;
+    tracing::info!(dir = %shared.plugins.dir().display(), loaded, refused = shared.plugins.refusals().len(), "plugins scanned");
+
+    let files = RuntimeFiles::write(&runtime, manager_addr)?;
+    tracing::info!(
+        outside = %outside_addr, manager = %manager_addr, node = %shared.node_id, max_connections,
+        registry = ?config.registry.backend, prefix = %config.registry.prefix,
+        "mswoole started"
+    );
+    println!(
+        "mswoole ready outside={outside_addr} manager={manager_addr} pid={}",
+        std::process::id()
+    );
+
+    let tracker = TaskTracker::new();
+    tokio::spawn(manager::serve(shared.clone(), manager_listener));
+    tokio::spawn(signals(shared.clone()));
+    let listener = Listener {
+        shared: shared.clone(),
+        listener: outside,
+        limit: Arc::new(Semaphore::new(max_connections)),
+        tracker: tracker.clone(),
+    };
+    let accepting = tokio::spawn(listener.run());
+
+    shared.shutdown.stopping().await;
+    tracing::info!(
+        connections = shared.clients.len(),
+        "stopping: closing every client"
+    );
+    tracker.close();
+    if tokio::time::timeout(STOP_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish their close sequence in time");
+    }
+    let hook_timeout = Duration::from_millis(config.limits.call_timeout_ms);
+    shared.plugins.hook_all(Hook::Shutdown, hook_timeout).await;
+    shared.shutdown.close_listeners();
+    let _ = accepting.await;
+    tracing::info!("stopped");
+    files.remove();
+    Ok(())
+}
+
+/// SIGTERM and SIGINT stop; SIGHUP reloads.
+async fn signals(shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM"); shared.shutdown.stop(); }
+            _ = int.recv() => { tracing::info!("SIGINT"); shared.shutdown.stop(); }
+            _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); manager::reload(&shared).await; }
+        }
+    }
+}
+
+/// Accepts client sockets until the listeners close.
+struct Listener {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    /// One permit per WebSocket connection.
+    limit: Arc<Semaphore>,
+    /// Every socket task, so the stop sequence can wait for them.
+    tracker: TaskTracker,
+}
+
+impl Listener {
+    async fn run(self) {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let accepted = tokio::select! {
+                _ = self.shared.shutdown.listeners_closed() => return,
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    backoff = Duration::from_millis(10);
+                    let _ = socket.set_nodelay(true);
+                    let (shared, limit) = (self.shared.clone(), self.limit.clone());
+                    self.tracker.spawn(handle(shared, limit, socket, peer));
+                }
+                Err(error) => {
+                    // Out of file descriptors, mostly: wait, and the others keep running.
+                    tracing::error!("accept failed: {error}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// The client's address: `X-Real-IP` when the peer is a trusted proxy.
+fn client_ip(shared: &Shared, head: &Head, peer: SocketAddr) -> IpAddr {
+    let trusted = shared.config.outside.trusted_proxies.contains(&peer.ip());
+    head.header("x-real-ip")
+        .filter(|_| trusted)
+        .and_then(|ip| ip.trim().parse().ok())
+        .unwrap_or(peer.ip())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Checks the handshake's token; an error means 403.
+fn identify(shared: &Shared, head: &Head, fd: String) -> Result<Identity, auth::AuthError> {
+    let auth = &shared.config.auth;
+    match head.query_param("auth").filter(|token| !token.is_empty()) {
+        None if !auth.required => Ok(Identity::anonymous(fd)),
+        None => Err(auth::AuthError::Encoding),
+        Some(token) => {
+            let claims = shared.codec.decode(&token)?;
+            auth::check_age(&claims, auth.max_age_s, unix_now())?;
+            Ok(Identity::from_claims(fd, claims))
+        }
+    }
+}
+
+/// One socket: HTTP answers, or the upgrade and the connection.
+async fn handle(
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+    mut socket: TcpStream,
+    peer: SocketAddr,
+) {
+    let timeout = Duration::from_secs(shared.config.limits.handshake_timeout_s);
+    let (head, rest) = match tokio::time::timeout(timeout, handshake::read_head(&mut socket)).await
+    {
+        Err(_) => return tracing::debug!(%peer, "handshake timeout"),
+        Ok(Err(HeadError::Io(error))) => {
+            return tracing::debug!(%peer, "gone before its request: {error}")
+        }
+        Ok(Err(HeadError::Malformed)) => {
+            let _ = handshake::respond(&mut socket, 400, &[], "text/plain", "bad request\n").await;
+            return;
+        }
+        Ok(Ok(parsed)) => parsed,
+    };
+    if !head.is_upgrade() {
+        return plain_http(&shared, &mut socket, &head).await;
+    }
+    if shared.shutdown.is_stopping() {
+        let _ = handshake::respond(&mut socket, 503, &[], "text/plain", "server stopping\n").await;
+        return;
+    }
+    let Ok(_permit) = limit.try_acquire_owned() else {
+        tracing::warn!(%peer, "limits.max_connections reached: 503");
+        let _ = handshake::respond(
+            &mut socket,
+            503,
+            &[],
+            "text/plain",
+            "too many connections\n",
+        )
+        .await;
+        return;
+    };
+    let ip = client_ip(&shared, &head, peer);
+    let identity = match identify(&shared, &head, shared.ids.next()) {
+        Ok(identity) => identity,
+        Err(error) => {
+            tracing::info!(%ip, "handshake refused: {error}");
+            let _ = handshake::respond(
+                &mut socket,
+                403,
+                &[("message", "error auth")],
+                "text/plain",
+                "error auth\n",
+            )
+            .await;
+            return;
+        }
+    };
+    match handshake::accept_upgrade(&mut socket, &head).await {
+        Ok(true) => {}
+        Ok(false) | Err(_) => return,
+    }
+    tracing::debug!(fd = %identity.fd, %ip, path = %head.path, "connected");
+    let config = shared.websocket_config();
+    let socket =
+        WebSocketStream::from_partially_read(socket, rest, Role::Server, Some(config)).await;
+    connection::run(shared, socket, identity).await;
+}
+
+/// `GET /`, `GET /healthz`, and 404 for the rest.
+async fn plain_http(shared: &Shared, socket: &mut TcpStream, head: &Head) {
+    let _ = match (head.method.as_str(), head.path.as_str()) {
+        ("GET", "/") => {
+            let page = "<!doctype html><title>mswoole</title><p>mswoole WebSocket host. Connect with <code>ws://HOST/?auth=TOKEN</code>.</p>\n";
+            handshake::respond(socket, 200, &[], "text/html; charset=utf-8", page).await
+        }
+        ("GET", "/healthz") => {
+            let stopping = shared.shutdown.is_stopping();
+            let body = serde_json::json!({
+                "status": if stopping { "stopping" } else { "ok" },
+                "node": shared.node_id,
+                "connections": shared.clients.len(),
+                "plugins": shared.plugins.all().len(),
+            });
+            handshake::respond(
+                socket,
+                if stopping { 503 } else { 200 },
+                &[],
+                "application/json",
+                &body.to_string(),
+            )
+            .await
+        }
+        _ => handshake::respond(socket, 404, &[], "text/plain", "not found\n").await,
+    };
+}

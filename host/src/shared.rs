@@ -1,0 +1,49 @@
+//! The state every task shares, built once at start-up.
+
+use std::{sync::Arc, time::Instant};
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::{
+    auth::TokenCodec, clients::Clients, config::Config, identity::FdIds, plugins::Plugins,
+    registry::Registry, shutdown::Shutdown,
+};
+
+/// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before
+/// every read) would cost more than everything else a connection holds.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// Everything a connection, the manager and the plugin host handles need.
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// This node's id.
+    pub node_id: String,
+    /// Checks tokens.
+    pub codec: TokenCodec,
+    /// The fd registry.
+    pub registry: Arc<dyn Registry>,
+    /// Local connections and their outbound queues.
+    pub clients: Arc<Clients>,
+    /// Loaded modules.
+    pub plugins: Plugins,
+    /// Hands out fds.
+    pub ids: FdIds,
+    /// Stop signals.
+    pub shutdown: Shutdown,
+    /// When the host started.
+    pub started: Instant,
+    /// `limits.max_connections`, resolved.
+    pub max_connections: usize,
+}
+
+impl Shared {
+    /// tungstenite settings for client connections.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        let max = self.config.limits.max_message_bytes;
+        WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+    }
+}

@@ -1,0 +1,303 @@
+//! The side a module author writes against: plain Rust types and `async` methods.
+//!
+//! Nothing here crosses the boundary by itself; [`crate::export_module!`] wraps a
+//! [`Module`] into the FFI types of [`crate::ffi`].
+
+use std::{future::Future, pin::Pin};
+
+use abi_stable::std_types::{ROption, RString, RVec, Tuple2};
+use serde_json::Value;
+
+use crate::ffi::{Envelope, HostApiBox, HostError, LogLevel, ModuleError, ModuleInfo, Status};
+
+impl Envelope {
+    /// An envelope without `param`.
+    pub fn new(status: Status, event: &str, info: &str) -> Self {
+        Envelope {
+            status,
+            event: event.into(),
+            info: info.into(),
+            param: ROption::RNone,
+        }
+    }
+
+    /// A 200 envelope without `param`.
+    pub fn ok(event: &str, info: &str) -> Self {
+        Self::new(200, event, info)
+    }
+
+    /// The same envelope with `param` set (JSON `null` leaves it out).
+    pub fn with_param(mut self, param: &Value) -> Self {
+        self.param = match param {
+            Value::Null => ROption::RNone,
+            value => ROption::RSome(value.to_string().into()),
+        };
+        self
+    }
+}
+
+impl ModuleError {
+    /// A refusal the client sees with this status, event and info.
+    pub fn refused(status: Status, event: &str, info: &str) -> Self {
+        ModuleError::Refused {
+            status,
+            event: event.into(),
+            info: info.into(),
+        }
+    }
+
+    /// 401 `badParameter`, naming the parameter.
+    pub fn bad_parameter(name: &str) -> Self {
+        Self::refused(401, "badParameter", &format!("参数错误: {name}"))
+    }
+
+    /// A failure whose detail goes to the log only (the client sees 500).
+    pub fn failed(detail: impl Into<String>) -> Self {
+        ModuleError::Failed(detail.into().into())
+    }
+}
+
+impl From<HostError> for ModuleError {
+    fn from(error: HostError) -> Self {
+        match error {
+            HostError::Unavailable(detail) => ModuleError::Unavailable(detail),
+            HostError::Storage(detail) => ModuleError::Storage(detail),
+            HostError::Refused(detail) => ModuleError::Failed(detail),
+        }
+    }
+}
+
+/// A boxed future, as module methods return them (`Box::pin(async move { ... })`).
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What an action returns: a reply envelope for the sender, or nothing.
+pub type Outcome = Result<Option<Envelope>, ModuleError>;
+
+/// One routed message as a module sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The connection it came from.
+    pub fd: String,
+    /// The controller (normalised).
+    pub controller: String,
+    /// The action (lower-cased).
+    pub action: String,
+    /// The message object, after the host's injection (`fd`, `code`, `auth`) and escaping.
+    pub message: Value,
+}
+
+impl Request {
+    /// A string field of the message, or 401 `badParameter` naming it.
+    pub fn str_param(&self, name: &str) -> Result<&str, ModuleError> {
+        self.message
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ModuleError::bad_parameter(name))
+    }
+
+    /// The room code from the connection's token (empty when the token had none).
+    pub fn code(&self) -> &str {
+        self.message
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// The decoded token of the connection (without `ctime`).
+    pub fn auth(&self) -> &Value {
+        self.message.get("auth").unwrap_or(&Value::Null)
+    }
+}
+
+/// A module: what the author implements, in ordinary Rust.
+///
+/// Futures are `'static`: clone what they need (the [`Host`], an `Arc` of state)
+/// into them. They may await only futures the host hands out through [`Host`]; the
+/// plugin's own copy of any runtime has no reactor. A call that awaits nothing
+/// completes on its first poll and costs no thread hop.
+pub trait Module: Send + Sync + Sized + 'static {
+    /// Name, version and controllers; called before the module is constructed.
+    fn info() -> ModuleInfo;
+
+    /// Builds the module from the host handle and its `[modules.<name>]` table.
+    fn new(host: Host, config: Value) -> Result<Self, String>;
+
+    /// Handles one routed message.
+    fn call(&self, request: Request) -> BoxFuture<Outcome>;
+
+    /// `onClose` of `controller` for a connection that registered it; `info` is `{fd, code, auth}`.
+    fn on_close(&self, controller: &str, info: Value) -> BoxFuture<Result<(), ModuleError>> {
+        let _ = (controller, info);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// `onReload`: the operator asked for a reload.
+    fn on_reload(&self) -> BoxFuture<Result<(), ModuleError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// `onShutdown`: the host is stopping.
+    fn on_shutdown(&self) -> BoxFuture<Result<(), ModuleError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// State to hand to the next version of this module when it is swapped in.
+    fn export_state(&self) -> Result<Option<String>, ModuleError> {
+        Ok(None)
+    }
+
+    /// Takes state exported by the previous version. An error refuses the new version.
+    fn import_state(&self, state: &str) -> Result<(), ModuleError> {
+        let _ = state;
+        Ok(())
+    }
+}
+
+/// The host's services, as a module author uses them. Cheap to clone.
+#[derive(Clone)]
+pub struct Host(HostApiBox);
+
+fn strings(values: RVec<RString>) -> Vec<String> {
+    values.into_iter().map(RString::into_string).collect()
+}
+
+impl Host {
+    /// Wraps the handle the host passed to the constructor.
+    pub fn new(api: HostApiBox) -> Self {
+        Host(api)
+    }
+
+    /// The plugin-api version the host implements.
+    pub fn api_version(&self) -> u32 {
+        self.0.api_version()
+    }
+
+    /// Sends an envelope to one connection; `true` if it was found.
+    pub async fn send(&self, fd: &str, envelope: Envelope) -> Result<bool, HostError> {
+        self.0.send(fd.into(), envelope).await.into()
+    }
+
+    /// Sends an envelope to every member of a set; returns how many were reached.
+    pub async fn send_to_set(&self, key: &str, envelope: Envelope) -> Result<u64, HostError> {
+        self.0.send_to_set(key.into(), envelope).await.into()
+    }
+
+    /// Closes a connection; `true` if it was found.
+    pub async fn close(&self, fd: &str) -> Result<bool, HostError> {
+        self.0.close(fd.into()).await.into()
+    }
+
+    /// The decoded token of a connection, if it is connected.
+    pub async fn identity(&self, fd: &str) -> Result<Option<Value>, HostError> {
+        let found: Option<RString> = Result::from(self.0.identity(fd.into()).await)?.into();
+        Ok(found.and_then(|text| serde_json::from_str::<Value>(&text).ok()))
+    }
+
+    /// The connection of an online `wechatUser`.
+    pub async fn uid_fd(&self, uid: &str) -> Result<Option<String>, HostError> {
+        let found: Option<RString> = Result::from(self.0.uid_fd(uid.into()).await)?.into();
+        Ok(found.map(RString::into_string))
+    }
+
+    /// Adds a member to a set; `true` if it was new.
+    pub async fn set_add(&self, key: &str, member: &str) -> Result<bool, HostError> {
+        self.0.set_add(key.into(), member.into()).await.into()
+    }
+
+    /// Removes a member from a set; `true` if it was there.
+    pub async fn set_remove(&self, key: &str, member: &str) -> Result<bool, HostError> {
+        self.0.set_remove(key.into(), member.into()).await.into()
+    }
+
+    /// The members of a set.
+    pub async fn set_members(&self, key: &str) -> Result<Vec<String>, HostError> {
+        Result::from(self.0.set_members(key.into()).await).map(strings)
+    }
+
+    /// One field of a hash.
+    pub async fn hash_get(&self, key: &str, field: &str) -> Result<Option<String>, HostError> {
+        let found: Option<RString> =
+            Result::from(self.0.hash_get(key.into(), field.into()).await)?.into();
+        Ok(found.map(RString::into_string))
+    }
+
+    /// Sets one field of a hash.
+    pub async fn hash_set(&self, key: &str, field: &str, value: &str) -> Result<(), HostError> {
+        self.0
+            .hash_set(key.into(), field.into(), value.into())
+            .await
+            .into()
+    }
+
+    /// Deletes one field of a hash; `true` if it was there.
+    pub async fn hash_delete(&self, key: &str, field: &str) -> Result<bool, HostError> {
+        self.0.hash_delete(key.into(), field.into()).await.into()
+    }
+
+    /// Every field of a hash.
+    pub async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, String)>, HostError> {
+        let pairs = Result::from(self.0.hash_get_all(key.into()).await)?;
+        Ok(pairs
+            .into_iter()
+            .map(|Tuple2(field, value)| (field.into_string(), value.into_string()))
+            .collect())
+    }
+
+    /// Adds `by` to a counter and returns the new value.
+    pub async fn incr(&self, key: &str, by: i64) -> Result<i64, HostError> {
+        self.0.incr(key.into(), by).await.into()
+    }
+
+    /// Pushes a value at the head of a list; returns the new length.
+    pub async fn list_push(&self, key: &str, value: &str) -> Result<u64, HostError> {
+        self.0.list_push(key.into(), value.into()).await.into()
+    }
+
+    /// Elements `start..=stop` of a list (negative counts from the end).
+    pub async fn list_range(
+        &self,
+        key: &str,
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<String>, HostError> {
+        Result::from(self.0.list_range(key.into(), start, stop).await).map(strings)
+    }
+
+    /// Keeps only elements `start..=stop` of a list.
+    pub async fn list_trim(&self, key: &str, start: i64, stop: i64) -> Result<(), HostError> {
+        self.0.list_trim(key.into(), start, stop).await.into()
+    }
+
+    /// Removes a key after `seconds`.
+    pub async fn expire(&self, key: &str, seconds: u64) -> Result<bool, HostError> {
+        self.0.expire(key.into(), seconds).await.into()
+    }
+
+    /// Removes a key; `true` if it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool, HostError> {
+        self.0.delete(key.into()).await.into()
+    }
+
+    /// When `fd` closes, remove it from the set `key`.
+    pub async fn add_close_key(&self, fd: &str, key: &str) -> Result<(), HostError> {
+        self.0.add_close_key(fd.into(), key.into()).await.into()
+    }
+
+    /// When `fd` closes, call `onClose` of `controller` (`Module.Controller`).
+    pub async fn add_close_controller(&self, fd: &str, controller: &str) -> Result<(), HostError> {
+        self.0
+            .add_close_controller(fd.into(), controller.into())
+            .await
+            .into()
+    }
+
+    /// Completes after `millis` milliseconds.
+    pub async fn sleep(&self, millis: u64) -> Result<(), HostError> {
+        self.0.sleep(millis).await.into()
+    }
+
+    /// Writes a line to the host's log.
+    pub fn log(&self, level: LogLevel, message: &str) {
+        self.0.log(level, message.into());
+    }
+}

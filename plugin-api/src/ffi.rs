@@ -1,0 +1,243 @@
+//! Everything that crosses the library boundary, and nothing else.
+//!
+//! These types are checked by abi_stable's layout checker when the host loads a
+//! library, so changing any of them is a breaking change of the ABI. Two types can
+//! grow without breaking old plugins because they are prefix types: the root module
+//! ([`PluginMod`]) and the vtables of the two trait objects ([`HostApi`],
+//! [`ModuleObj`]). New fields and methods go *below* the field or method marked
+//! `#[sabi(last_prefix_field)]`, never above it, and the plugin-api minor version is
+//! raised; the host then reads them as optional.
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RArc, RBox, ROption, RResult, RString, RVec, Tuple2},
+    StableAbi,
+};
+use async_ffi::FfiFuture;
+
+/// The status code type of an envelope.
+#[cfg(not(feature = "abi-mismatch-fixture"))]
+pub type Status = u16;
+/// Deliberately wrong status type, used only to build the test suite's incompatible plugin.
+#[cfg(feature = "abi-mismatch-fixture")]
+pub type Status = u64;
+
+/// A reply to a client: `{"status","event","info","param"}`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// 200 ok, 4xx refusals, 5xx failures, 999 missing room code.
+    pub status: Status,
+    /// Machine-readable name of what happened, e.g. `success`.
+    pub event: RString,
+    /// Human-readable text.
+    pub info: RString,
+    /// `param` as JSON text; `RNone` leaves the key out of the envelope.
+    pub param: ROption<RString>,
+}
+
+/// How a module call went wrong; the host turns each kind into an envelope in one place.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub enum ModuleError {
+    /// A refusal the client is meant to see as it is (401 badParameter, 403, 404, 999 ...).
+    Refused {
+        /// Status of the envelope.
+        status: Status,
+        /// Event of the envelope.
+        event: RString,
+        /// Info of the envelope.
+        info: RString,
+    },
+    /// The registry cannot be reached: 503 `unavailable`. The text goes to the log.
+    Unavailable(RString),
+    /// The registry refused a write: 501 `storageError`. The text goes to the log.
+    Storage(RString),
+    /// Any other failure: 500 `controllerError`. The text goes to the log, never to the client.
+    Failed(RString),
+    /// The module panicked: 500 `controllerError`. The panic message goes to the log.
+    Panicked(RString),
+}
+
+/// Why a host callback failed.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// The registry cannot be reached right now.
+    Unavailable(RString),
+    /// The registry answered with an error.
+    Storage(RString),
+    /// The module asked for something it may not do (a key reserved for the host, a bad argument).
+    Refused(RString),
+}
+
+/// One routed message, handed to the module that owns its controller.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The connection the message came from.
+    pub fd: RString,
+    /// Controller name as the module declared it (normalised: `Ucfirst`).
+    pub controller: RString,
+    /// Action name, lower-cased. Not one of the declared actions when the call is an `onMessage` fallback.
+    pub action: RString,
+    /// The message object as JSON text, after the host injected `fd`, `code`, `auth` and escaped strings.
+    pub message: RString,
+}
+
+/// A controller a module serves.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct ControllerInfo {
+    /// Controller name; the host normalises it to `Ucfirst`.
+    pub name: RString,
+    /// Routable actions; the host lower-cases them and refuses lifecycle hook names.
+    pub actions: RVec<RString>,
+    /// Unknown actions of this controller are handed to the module instead of answering 405.
+    pub on_message: bool,
+}
+
+/// What a library declares about itself before it is constructed.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// Module name (`Index`, `Live`); identifies the module, whatever the file is called.
+    pub name: RString,
+    /// The module's own version, shown by `mswoole status`.
+    pub version: RString,
+    /// The controllers it serves.
+    pub controllers: RVec<ControllerInfo>,
+}
+
+/// Log levels a module can write at.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Something an operator must look at.
+    Error,
+    /// Something unusual that the module handled.
+    Warn,
+    /// Normal operation.
+    Info,
+    /// Detail for debugging.
+    Debug,
+}
+
+/// What every host callback returns: it may await the registry, so it is a future.
+pub type HostFuture<T> = FfiFuture<RResult<T, HostError>>;
+
+/// What a module call returns: a reply envelope, nothing, or an error.
+pub type CallFuture = FfiFuture<RResult<ROption<Envelope>, ModuleError>>;
+
+/// What a lifecycle hook returns.
+pub type HookFuture = FfiFuture<RResult<(), ModuleError>>;
+
+/// The host's services, handed to a module when it is constructed.
+///
+/// Keys are named by the module without `registry.prefix` (the host adds it);
+/// keys starting with `WEBSOCKET_` belong to the host and are refused.
+#[sabi_trait]
+pub trait HostApi: Clone + Send + Sync + 'static {
+    /// The plugin-api version the host implements.
+    fn api_version(&self) -> u32;
+    /// Sends an envelope to one connection, on whatever node it is; `true` if it was found.
+    fn send(&self, fd: RString, envelope: Envelope) -> HostFuture<bool>;
+    /// Sends an envelope to every connection in a set; returns how many were reached.
+    fn send_to_set(&self, key: RString, envelope: Envelope) -> HostFuture<u64>;
+    /// Closes a connection (close code 1000, its close sequence runs); `true` if it was found.
+    fn close(&self, fd: RString) -> HostFuture<bool>;
+    /// The decoded token of a connection, as a JSON object, if it is connected.
+    fn identity(&self, fd: RString) -> HostFuture<ROption<RString>>;
+    /// The connection of a `wechatUser` uid, if it is online.
+    fn uid_fd(&self, uid: RString) -> HostFuture<ROption<RString>>;
+    /// Adds a member to a set; `true` if it was not there.
+    fn set_add(&self, key: RString, member: RString) -> HostFuture<bool>;
+    /// Removes a member from a set; `true` if it was there.
+    fn set_remove(&self, key: RString, member: RString) -> HostFuture<bool>;
+    /// The members of a set, in no particular order.
+    fn set_members(&self, key: RString) -> HostFuture<RVec<RString>>;
+    /// One field of a hash.
+    fn hash_get(&self, key: RString, field: RString) -> HostFuture<ROption<RString>>;
+    /// Sets one field of a hash.
+    fn hash_set(&self, key: RString, field: RString, value: RString) -> HostFuture<()>;
+    /// Deletes one field of a hash; `true` if it was there.
+    fn hash_delete(&self, key: RString, field: RString) -> HostFuture<bool>;
+    /// Every field of a hash.
+    fn hash_get_all(&self, key: RString) -> HostFuture<RVec<Tuple2<RString, RString>>>;
+    /// Adds `by` to a counter (missing counts as 0) and returns the new value.
+    fn incr(&self, key: RString, by: i64) -> HostFuture<i64>;
+    /// Pushes a value at the head of a list (newest first); returns the new length.
+    fn list_push(&self, key: RString, value: RString) -> HostFuture<u64>;
+    /// Elements `start..=stop` of a list; negative indexes count from the end, as in Redis.
+    fn list_range(&self, key: RString, start: i64, stop: i64) -> HostFuture<RVec<RString>>;
+    /// Keeps only elements `start..=stop` of a list.
+    fn list_trim(&self, key: RString, start: i64, stop: i64) -> HostFuture<()>;
+    /// Removes a key after `seconds`; `true` if the key exists.
+    fn expire(&self, key: RString, seconds: u64) -> HostFuture<bool>;
+    /// Removes the key itself, whatever it holds; `true` if it existed.
+    fn delete(&self, key: RString) -> HostFuture<bool>;
+    /// When `fd` closes, remove it from the set `key`.
+    fn add_close_key(&self, fd: RString, key: RString) -> HostFuture<()>;
+    /// When `fd` closes, call `onClose` of this controller (`Module.Controller`).
+    fn add_close_controller(&self, fd: RString, controller: RString) -> HostFuture<()>;
+    /// Completes after `millis` milliseconds: the plugin has no timer of its own.
+    fn sleep(&self, millis: u64) -> HostFuture<()>;
+    /// Writes a line to the host's log, tagged with the module's name.
+    ///
+    /// New methods go below this one: older plugins see them as absent, not as garbage.
+    #[sabi(last_prefix_field)]
+    fn log(&self, level: LogLevel, message: RString);
+}
+
+/// The host handle as a module holds it: shared and clonable.
+pub type HostApiBox = HostApi_TO<RArc<()>>;
+
+/// A constructed module, as the host holds it.
+#[sabi_trait]
+pub trait ModuleObj: Send + Sync + 'static {
+    /// Handles one routed message.
+    fn call(&self, call: Call) -> CallFuture;
+    /// `onClose` of `controller` for a closing connection; `info` is `{fd, code, auth}` as JSON.
+    fn on_close(&self, controller: RString, info: RString) -> HookFuture;
+    /// `onReload`: the operator asked for a reload.
+    fn on_reload(&self) -> HookFuture;
+    /// `onShutdown`: the host is stopping.
+    fn on_shutdown(&self) -> HookFuture;
+    /// State to carry into the next version of this module, if any.
+    fn export_state(&self) -> RResult<ROption<RString>, ModuleError>;
+    /// Takes state exported by the previous version; an error refuses the new version.
+    ///
+    /// New methods go below this one.
+    #[sabi(last_prefix_field)]
+    fn import_state(&self, state: RString) -> RResult<(), ModuleError>;
+}
+
+/// A constructed module, boxed for the host.
+pub type ModuleBox = ModuleObj_TO<RBox<()>>;
+
+/// The one symbol a plugin library exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginMod {
+    /// The plugin-api major version the library was built for ([`crate::PLUGIN_API_VERSION`]).
+    pub api_version: u32,
+    /// The module's name, version and controllers.
+    pub describe: extern "C" fn() -> RResult<ModuleInfo, RString>,
+    /// Builds the module from the host handle and its `[modules.<name>]` table as JSON.
+    ///
+    /// New fields go below this one, and the plugin-api minor version is raised.
+    #[sabi(last_prefix_field)]
+    pub new: extern "C" fn(HostApiBox, RString) -> RResult<ModuleBox, RString>,
+}
+
+impl RootModule for PluginModRef {
+    declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "mswoole_plugin";
+    const NAME: &'static str = "mswoole_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
