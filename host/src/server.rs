@@ -27,7 +27,7 @@ use crate::{
     handshake::{self, Head, HeadError},
     identity::{FdIds, Identity},
     manager,
-    plugins::{bridge::Hook, Plugins},
+    plugins::{bridge::Hook, watcher, Plugins},
     process::{self, RuntimeFiles},
     registry::{memory::MemoryRegistry, Registry},
     shared::Shared,
@@ -94,13 +94,13 @@ pub async fn run(config: Config) -> Result<(), String> {
             .and_then(|exe| exe.parent().map(|p| p.to_path_buf()))
             .ok_or("plugins.dir is not set and the executable's directory is unknown")?,
     };
-    let plugins = Plugins::new(
+    let plugins = Arc::new(Plugins::new(
         plugin_dir,
         runtime.join("plugins"),
         registry.clone(),
         clients.clone(),
         config.clone(),
-    );
+    ));
     let max_connections = match config.limits.max_connections {
         0 => (open_files as usize).saturating_sub(64).max(16),
         n => n,
@@ -124,6 +124,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     let loaded = shared.plugins.scan().await;
     tracing::info!(dir = %shared.plugins.dir().display(), loaded, refused = shared.plugins.refusals().len(), "plugins scanned");
 
+    let _watcher = match config.plugins.watch {
+        true => Some(watcher::spawn(shared.plugins.clone(), shared.shutdown.clone())?),
+        false => None,
+    };
     let files = RuntimeFiles::write(&runtime, manager_addr)?;
     tracing::info!(
         outside = %outside_addr, manager = %manager_addr, node = %shared.node_id, max_connections,

@@ -26,7 +26,7 @@ pub struct Shared {
     /// Local connections and their outbound queues.
     pub clients: Arc<Clients>,
     /// Loaded modules.
-    pub plugins: Plugins,
+    pub plugins: Arc<Plugins>,
     /// Hands out fds.
     pub ids: FdIds,
     /// Stop signals.

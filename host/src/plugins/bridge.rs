@@ -7,7 +7,10 @@
 
 use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
-use abi_stable::{sabi_trait::TD_Opaque, std_types::RArc};
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RArc, RString},
+};
 use futures_util::FutureExt as _;
 use mswoole_plugin_api::{
     ffi::{Call, HostApi_TO, ModuleBox, PluginModRef},
@@ -108,19 +111,24 @@ pub fn construct(
 }
 
 /// Carries state from the old version into the new one; an import error refuses the new one.
+///
+/// The state is copied into a host-owned string first: the old version may be
+/// unloaded while the new one still holds it.
 pub fn hand_over(old: &Generation, new: &ModuleBox) -> Result<(), String> {
-    let exported = Result::from(old.module.export_state())
-        .map_err(|e| format!("export failed: {}", module_error(e)));
-    match exported {
-        Ok(state) => match state.into_option() {
-            Some(state) => Result::from(new.import_state(state))
-                .map_err(|e| format!("import failed: {}", module_error(e))),
-            None => Ok(()),
-        },
-        Err(reason) => {
-            tracing::warn!(module = %old.spec.name, "{reason}; the new version starts without state");
-            Ok(())
+    let exported = match old.module.export_state().into_result() {
+        Ok(state) => state.into_option().map(|state| RString::from(state.as_str())),
+        Err(error) => {
+            let reason = module_error(error);
+            tracing::warn!(module = %old.spec.name, "state export failed: {reason}; the new version starts without it");
+            None
         }
+    };
+    match exported {
+        Some(state) => new
+            .import_state(state)
+            .into_result()
+            .map_err(|error| format!("state import failed: {}", module_error(error))),
+        None => Ok(()),
     }
 }
 

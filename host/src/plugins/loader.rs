@@ -6,9 +6,12 @@
 //! mapping crashes), the copy must be a complete ELF (dlopen of a half-written file
 //! died with SIGBUS), and it is opened with `RawLibrary::load_at` rather than
 //! `RootModule::load_from_file`, which caches the first module per type forever.
-//! Libraries are never unloaded: abi_stable's layout checker keeps a process-wide
-//! cache pointing into every checked library, and values a plugin created carry
-//! vtables inside it. The cost is one mapped library per load, stated in the README.
+//!
+//! Retired versions are unloaded. Two conditions make that safe: the layout is
+//! checked against a fresh `CheckingGlobals` (abi_stable's process-wide checker
+//! keeps pointers into every library it checked, and the next check after an
+//! unload segfaulted), and a [`Library`] is dropped only after every value the
+//! plugin made (its module, futures, strings) — see `Generation`.
 
 #![allow(unsafe_code)]
 
@@ -18,8 +21,34 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use abi_stable::library::{lib_header_from_raw_library, LibraryError, RawLibrary};
+use abi_stable::{
+    abi_stability::abi_checking::{check_layout_compatibility_with_globals, CheckingGlobals},
+    library::{lib_header_from_raw_library, LibraryError, RawLibrary},
+    StableAbi,
+};
 use mswoole_plugin_api::{ffi::PluginModRef, PLUGIN_API_VERSION};
+
+/// A mapped plugin library and its private copy; dropping it unloads both.
+pub struct Library {
+    /// `None` only while dropping.
+    raw: Option<RawLibrary>,
+    /// The private copy that is mapped.
+    copy: PathBuf,
+}
+
+impl Library {
+    /// The private copy's path.
+    pub fn copy(&self) -> &Path {
+        &self.copy
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        drop(self.raw.take());
+        let _ = fs::remove_file(&self.copy);
+    }
+}
 
 /// A library that could not be used, and why.
 #[derive(Debug, Clone)]
@@ -95,48 +124,56 @@ fn library_error(error: LibraryError) -> LoadError {
 
 /// Copies `file` to a unique name in `copies`, opens the copy and checks its ABI.
 ///
-/// Returns the root module and the copy's path; the library stays mapped for the
-/// life of the process.
-pub fn load(file: &Path, copies: &Path, serial: u64) -> Result<(PluginModRef, PathBuf), LoadError> {
-    let len = fs::metadata(file)
-        .map_err(|e| LoadError::new(format!("cannot read: {e}")))?
-        .len();
+/// The root module stays valid while the returned [`Library`] lives.
+pub fn load(file: &Path, copies: &Path, serial: u64) -> Result<(PluginModRef, Library), LoadError> {
+    let len = fs::metadata(file).map_err(|e| LoadError::new(format!("cannot read: {e}")))?.len();
     let mut header = [0u8; 64];
     let read = fs::File::open(file)
         .and_then(|mut f| f.read(&mut header))
         .map_err(|e| LoadError::new(format!("cannot read: {e}")))?;
     check_elf_complete(&header[..read], len).map_err(LoadError::new)?;
 
-    let stem = file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("plugin");
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
     let copy = copies.join(format!("{stem}.{}.{serial}.so", std::process::id()));
-    fs::create_dir_all(copies)
-        .map_err(|e| LoadError::new(format!("cannot create {}: {e}", copies.display())))?;
-    fs::copy(file, &copy)
-        .map_err(|e| LoadError::new(format!("cannot copy to {}: {e}", copy.display())))?;
+    fs::create_dir_all(copies).map_err(|e| LoadError::new(format!("cannot create {}: {e}", copies.display())))?;
+    fs::copy(file, &copy).map_err(|e| LoadError::new(format!("cannot copy to {}: {e}", copy.display())))?;
 
+    // From here on, dropping `library` (on any error too) unloads the copy and removes it.
     let library = match RawLibrary::load_at(&copy) {
-        Ok(library) => Box::leak(Box::new(library)),
+        Ok(raw) => Library { raw: Some(raw), copy },
         Err(error) => {
             let _ = fs::remove_file(&copy);
             return Err(library_error(error));
         }
     };
-    // SAFETY: `library` is leaked just above, so it is never unmapped and the
-    // header's `'static` references stay valid for the life of the process.
-    let header = unsafe { lib_header_from_raw_library(library) }.map_err(library_error)?;
-    let root = header
-        .init_root_module::<PluginModRef>()
-        .map_err(library_error)?;
+    let Some(raw) = library.raw.as_ref() else {
+        return Err(LoadError::new("library vanished while loading"));
+    };
+    // SAFETY: the header borrows from the mapped library; it is used only in this
+    // function, while `library` is alive, and nothing derived from it that points
+    // into the library outlives `library` except the root module, which the caller
+    // keeps next to it.
+    let header = unsafe { lib_header_from_raw_library(raw) }.map_err(library_error)?;
+    let layout = header
+        .layout()
+        .ok_or_else(|| LoadError::new("the library exports no layout to check"))?;
+    // A fresh checker: the global one would keep pointers into this library after it is unloaded.
+    let globals = CheckingGlobals::new();
+    if let Err(errors) = check_layout_compatibility_with_globals(<PluginModRef as StableAbi>::LAYOUT, layout, &globals) {
+        // Formatted now: the errors point into the library, which is unloaded on return.
+        let detail = errors.to_string();
+        return Err(LoadError { reason: format!("incompatible ABI: {}", tail(&detail, 6)), detail });
+    }
+    drop(globals);
+    // SAFETY: the layout was checked just above, against this host's `PluginModRef`.
+    let root = unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() }.map_err(library_error)?;
     let api = root.api_version();
     if api != PLUGIN_API_VERSION {
         return Err(LoadError::new(format!(
             "built for plugin-api {api}, this host offers {PLUGIN_API_VERSION}"
         )));
     }
-    Ok((root, copy))
+    Ok((root, library))
 }
 
 /// Removes private copies left by earlier runs of this host.

@@ -10,10 +10,12 @@
 //! - [`loader`]: opens and checks a library (the only `unsafe`).
 //! - [`bridge`]: the only code that calls into a module.
 //! - [`host_api`]: the callbacks a module can make into the host.
+//! - [`watcher`]: rescans when a library in the directory is rebuilt.
 
 pub mod bridge;
 pub mod host_api;
 pub mod loader;
+pub mod watcher;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -49,10 +51,17 @@ pub struct Generation {
     pub number: u64,
     /// The file it was loaded from.
     pub file: PathBuf,
-    /// The private copy that is mapped.
-    pub copy: PathBuf,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// The mapped library. Declared last: it is unloaded after everything above,
+    /// once the last call holding this generation has returned.
+    library: loader::Library,
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        tracing::info!(module = %self.spec.name, generation = self.number, "plugin version retired and unloaded");
+    }
 }
 
 /// A library that was refused.
@@ -233,7 +242,7 @@ impl Plugins {
     async fn load(&self, file: &Path) -> Result<(), String> {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let (owned_file, copies) = (file.to_path_buf(), self.copies.clone());
-        let (root, copy) =
+        let (root, library) =
             tokio::task::spawn_blocking(move || loader::load(&owned_file, &copies, serial))
                 .await
                 .map_err(|e| format!("loader task failed: {e}"))?
@@ -269,8 +278,8 @@ impl Plugins {
             number: previous.as_ref().map_or(1, |p| p.number + 1),
             spec,
             file: file.to_path_buf(),
-            copy,
             loaded_at: SystemTime::now(),
+            library,
         });
         let mut table = HashMap::clone(&self.current.load());
         table.insert(generation.spec.name.clone(), generation.clone());
@@ -319,7 +328,7 @@ impl Plugins {
                     "version": g.spec.version,
                     "generation": g.number,
                     "file": g.file.display().to_string(),
-                    "copy": g.copy.display().to_string(),
+                    "copy": g.library.copy().display().to_string(),
                     "loaded_at": unix(g.loaded_at),
                     "last_refusal": last_refusal(&g.file),
                     "controllers": g.spec.controllers.iter().map(|(name, c)| (name.clone(), json!(c.actions))).collect::<serde_json::Map<_, _>>(),

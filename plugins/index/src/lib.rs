@@ -5,8 +5,17 @@
 //!   it (after the host injected `fd`, `code`, `auth` and escaped strings).
 //! - `index.fallback.*` shows the `onMessage` fallback: any action of that controller
 //!   is answered by the module, naming the action it got.
+//! - `index.index.stats` answers how many messages this module handled; the count
+//!   survives a hot swap through `export_state` / `import_state` (the example of
+//!   state handoff: best-effort, calls finishing on the old version after the
+//!   export are not counted).
 //! - `index.debug.*` exists only when `[modules.Index] debug_actions = true`: `panic`
 //!   panics and `sleep {ms}` waits, so tests can watch the host contain both.
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
 
 use mswoole_plugin_api::{
     export_module, serde_json::Value, BoxFuture, Envelope, Host, Module, ModuleError, ModuleInfo,
@@ -17,8 +26,10 @@ use mswoole_plugin_api::{
 pub struct Index {
     /// For `debug.sleep`: the plugin has no timer of its own.
     host: Host,
-    /// Whether the `Debug` controller was declared.
+    /// Whether the `Debug` actions answer.
     debug_actions: bool,
+    /// Messages handled, carried across versions.
+    handled: Arc<AtomicU64>,
 }
 
 /// Reads `debug_actions` from the module's config table.
@@ -35,7 +46,7 @@ fn debug_actions(config: &Value) -> Result<bool, String> {
 impl Module for Index {
     fn info() -> ModuleInfo {
         ModuleInfo::new("Index", env!("CARGO_PKG_VERSION"))
-            .controller("Index", &["index", "echo"])
+            .controller("Index", &["index", "echo", "stats"])
             .controller_with_fallback("Fallback", &["hello"])
             .controller("Debug", &["panic", "sleep"])
     }
@@ -44,17 +55,22 @@ impl Module for Index {
         Ok(Index {
             debug_actions: debug_actions(&config)?,
             host,
+            handled: Arc::default(),
         })
     }
 
     fn call(&self, request: Request) -> BoxFuture<Outcome> {
         let host = self.host.clone();
         let debug_actions = self.debug_actions;
+        let handled = self.handled.fetch_add(1, Ordering::Relaxed) + 1;
         Box::pin(async move {
             match (request.controller.as_str(), request.action.as_str()) {
                 ("Index", "index") => Ok(Some(Envelope::ok("success", "执行完成"))),
                 ("Index", "echo") => Ok(Some(
                     Envelope::ok("echo", "收到").with_param(&request.message),
+                )),
+                ("Index", "stats") => Ok(Some(
+                    Envelope::ok("stats", "统计").with_param(&serde_json::json!({"handled": handled})),
                 )),
                 ("Fallback", "hello") => Ok(Some(Envelope::ok("hello", "你好"))),
                 ("Fallback", other) => Ok(Some(
@@ -84,13 +100,30 @@ impl Module for Index {
             }
         })
     }
+
+    fn export_state(&self) -> Result<Option<String>, ModuleError> {
+        Ok(Some(self.handled.load(Ordering::Relaxed).to_string()))
+    }
+
+    fn import_state(&self, state: &str) -> Result<(), ModuleError> {
+        let handled = state
+            .parse::<u64>()
+            .map_err(|_| ModuleError::failed(format!("state {state:?} is not a count")))?;
+        self.handled.fetch_add(handled, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 export_module!(Index);
 
 #[cfg(test)]
 mod tests {
-    use mswoole_plugin_api::{
+    use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use mswoole_plugin_api::{
         serde_json::json,
         testing::{call, request, FakeHost},
     };
@@ -157,6 +190,21 @@ mod tests {
             reply.expect("sleep answers").map(|e| e.event.into_string()),
             Some("slept".into())
         );
+    }
+
+    #[test]
+    fn the_handled_count_survives_a_swap() {
+        let old = index(json!({}));
+        for _ in 0..3 {
+            let _ = call(&old, request("f1", "Index", "index", json!({}), &identity()));
+        }
+        let state = old.export_state().expect("export").expect("a count");
+        let new = index(json!({}));
+        new.import_state(&state).expect("import");
+        let reply = call(&new, request("f1", "Index", "stats", json!({}), &identity()));
+        let param = reply.expect("stats answers").and_then(|e| e.param.into_option());
+        assert_eq!(param.map(|p| p.into_string()), Some(r#"{"handled":4}"#.into()));
+        assert!(new.import_state("not a number").is_err());
     }
 
     #[test]
