@@ -19,6 +19,23 @@ use crate::{
     process::{MANAGER_FILE, PID_FILE},
 };
 
+/// Prints to stdout; a closed pipe (`mswoole status | head`) is not an error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+macro_rules! emitln {
+    ($($arg:tt)*) => { emit(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+macro_rules! writeln_ok {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 /// The default config path, relative to the working directory.
 const DEFAULT_CONFIG: &str = "config/app.toml";
 /// How long `stop` waits for the host to remove its pid file.
@@ -123,24 +140,24 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
             let ctime = ctime.unwrap_or_else(now);
             let claims =
                 json!({"id": id, "type": kind, "code": code, "nickname": nickname, "ctime": ctime});
-            println!("{}", codec.encode(&claims));
+            emitln!("{}", codec.encode(&claims));
             Ok(())
         }
         Command::Reload => {
             let reply = command(&config, json!({"method": "reload"})).await?;
-            println!("reloaded: {}", reply.get("param").unwrap_or(&Value::Null));
+            emitln!("reloaded: {}", reply.get("param").unwrap_or(&Value::Null));
             Ok(())
         }
         Command::Say { text } => {
             let reply = command(&config, json!({"method": "say", "say": text})).await?;
-            println!("sent: {}", reply.get("param").unwrap_or(&Value::Null));
+            emitln!("sent: {}", reply.get("param").unwrap_or(&Value::Null));
             Ok(())
         }
         Command::Status { json } => {
             let reply = command(&config, json!({"method": "status"})).await?;
             let status = reply.get("param").cloned().unwrap_or(Value::Null);
             if json {
-                println!("{status}");
+                emitln!("{status}");
             } else {
                 print_status(&status);
             }
@@ -160,7 +177,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            println!("stopped");
+            emitln!("stopped");
             Ok(())
         }
     }
@@ -231,21 +248,25 @@ async fn command(config: &Config, mut command: Value) -> Result<Map<String, Valu
 }
 
 fn print_status(status: &Value) {
+    let mut out = String::new();
     let field = |name: &str| status.get(name).map(|v| v.to_string()).unwrap_or_default();
-    println!("pid          {}", field("pid"));
-    println!(
+    writeln_ok!(out, "pid          {}", field("pid"));
+    writeln_ok!(
+        out,
         "node         {}",
         status.get("node").and_then(Value::as_str).unwrap_or("")
     );
-    println!("nodes        {}", field("nodes"));
-    println!(
+    writeln_ok!(out, "nodes        {}", field("nodes"));
+    writeln_ok!(
+        out,
         "connections  {} (max {})",
         field("connections"),
         field("max_connections")
     );
-    println!("memory       {} KiB", field("memory_kb"));
-    println!("uptime       {} s", field("uptime_s"));
-    println!(
+    writeln_ok!(out, "memory       {} KiB", field("memory_kb"));
+    writeln_ok!(out, "uptime       {} s", field("uptime_s"));
+    writeln_ok!(
+        out,
         "plugin dir   {}",
         status
             .get("plugin_dir")
@@ -268,7 +289,8 @@ fn print_status(status: &Value) {
                 })
                 .unwrap_or_default()
         };
-        println!(
+        writeln_ok!(
+            out,
             "plugin       {} {} generation {} loaded_at {} file {}",
             text("name"),
             text("version"),
@@ -277,7 +299,8 @@ fn print_status(status: &Value) {
             text("file")
         );
         if let Some(refusal) = plugin.get("last_refusal").filter(|r| !r.is_null()) {
-            println!(
+            writeln_ok!(
+                out,
                 "  last refusal: {}",
                 refusal.get("reason").and_then(Value::as_str).unwrap_or("")
             );
@@ -289,10 +312,12 @@ fn print_status(status: &Value) {
         .into_iter()
         .flatten()
     {
-        println!(
+        writeln_ok!(
+            out,
             "refused      {}: {}",
             refusal.get("file").and_then(Value::as_str).unwrap_or(""),
             refusal.get("reason").and_then(Value::as_str).unwrap_or("")
         );
     }
+    emit(&out);
 }

@@ -82,18 +82,6 @@ impl Clients {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Queues a frame for one connection; `true` if it is connected here.
-    pub fn send(&self, fd: &str, text: &Utf8Bytes) -> bool {
-        let handle = self.read().get(fd).map(|handle| handle.outbound.clone());
-        match handle {
-            Some(outbound) => {
-                self.queue(&outbound, text);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Queues a frame for each connected fd in `fds`; returns how many are connected here.
     pub fn send_many<'a>(&self, fds: impl IntoIterator<Item = &'a str>, text: &Utf8Bytes) -> u64 {
         let table = self.read();

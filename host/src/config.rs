@@ -167,6 +167,8 @@ pub struct Registry {
     pub prefix: String,
     /// This node's id in fd ids; `None` = `<hostname>:<outside port>`.
     pub node_id: Option<String>,
+    /// Seconds a node's marker lives in Redis without a refresh before other nodes prune it.
+    pub node_ttl_s: u64,
 }
 
 impl Default for Registry {
@@ -176,6 +178,7 @@ impl Default for Registry {
             url: "redis://127.0.0.1:6379/".into(),
             prefix: "mswoole:".into(),
             node_id: None,
+            node_ttl_s: 10,
         }
     }
 }
@@ -465,6 +468,11 @@ impl Config {
 
     /// The checks serde cannot express; the message names the key.
     fn validate(&self) -> Result<(), String> {
+        if self.registry.node_ttl_s < 3 {
+            return Err(
+                "registry.node_ttl_s must be at least 3 (the marker is refreshed every 2 s)".into(),
+            );
+        }
         non_empty("outside.host", &self.outside.host)?;
         non_empty("manager.host", &self.manager.host)?;
         if let Some(token) = &self.manager.token {

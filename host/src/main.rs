@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: socket ([`server`], [`handshake`]) → connection task
 //! ([`connection`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
-//! ([`plugins::host_api`]) → [`registry`] and outbound queues ([`clients`]).
+//! ([`plugins::host_api`]) → [`registry`] and outbound queues ([`clients`], reached
+//! on any node through [`delivery`]).
 //! [`manager`] and [`cli`] drive a running host; [`error`] is the one place a
 //! failure becomes an envelope.
 
@@ -11,6 +12,7 @@ mod cli;
 mod clients;
 mod config;
 mod connection;
+mod delivery;
 mod envelope;
 mod error;
 mod handshake;

@@ -18,7 +18,11 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use crate::{
-    envelope::Envelope, identity, plugins::bridge::Hook, process, registry::is_host_key,
+    delivery::Reach,
+    envelope::Envelope,
+    plugins::bridge::Hook,
+    process,
+    registry::{is_host_key, RegistryError},
     shared::Shared,
 };
 
@@ -83,6 +87,17 @@ fn ok(method: &str, param: Value) -> Envelope {
     Envelope::new(200, &format!("{method}Success"), "执行完成").with_param(&param)
 }
 
+/// The answer of `say`, `push` and `broadcast`: how far the frame went.
+fn reached(method: &str, reach: Result<Reach, RegistryError>) -> Envelope {
+    match reach {
+        Ok(reach) => ok(method, json!({"local": reach.local, "nodes": reach.nodes})),
+        Err(error) => {
+            tracing::warn!("{method}: {error}");
+            Envelope::new(503, "unavailable", "服务暂不可用")
+        }
+    }
+}
+
 fn bad_parameter(name: &str) -> Envelope {
     Envelope::new(401, "badParameter", &format!("参数错误: {name}"))
 }
@@ -107,10 +122,8 @@ async fn execute(shared: &Shared, text: &str) -> (Envelope, bool) {
             Some(say) => {
                 let envelope =
                     Envelope::new(200, "serverBroadcast", "收到服务广播内容").with_param(say);
-                let local = shared
-                    .clients
-                    .send_all(&Utf8Bytes::from(envelope.to_json()));
-                ok(method, json!({"local": local, "nodes": 0}))
+                let text = Utf8Bytes::from(envelope.to_json());
+                reached(method, shared.delivery.to_all(&text).await)
             }
             None => bad_parameter("say"),
         },
@@ -167,9 +180,10 @@ async fn push(shared: &Shared, command: &Map<String, Value>) -> Envelope {
         (None, None) => return bad_parameter("fd or uid"),
     };
     let text = Utf8Bytes::from(envelope.to_json());
-    let here = fd.filter(|fd| identity::node_of(fd) == Some(shared.node_id.as_str()));
-    let local = here.is_some_and(|fd| shared.clients.send(&fd, &text));
-    ok("push", json!({"local": u64::from(local), "nodes": 0}))
+    match fd {
+        Some(fd) => reached("push", shared.delivery.to_fds(&[fd], &text).await),
+        None => ok("push", json!({"local": 0, "nodes": 0})),
+    }
 }
 
 async fn broadcast(shared: &Shared, command: &Map<String, Value>) -> Envelope {
@@ -210,6 +224,11 @@ pub async fn reload(shared: &Shared) -> Value {
 pub async fn status(shared: &Shared) -> Value {
     let (plugins, refusals) = shared.plugins.status();
     let registered = shared.registry.connection_count().await.ok();
+    let nodes = match shared.registry.nodes().await {
+        Ok(nodes) if !nodes.is_empty() => json!(nodes),
+        Ok(_) => json!([shared.node_id]),
+        Err(error) => json!({"error": error.to_string()}),
+    };
     json!({
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -220,7 +239,7 @@ pub async fn status(shared: &Shared) -> Value {
         "uptime_s": shared.started.elapsed().as_secs(),
         "memory_kb": process::resident_kib(),
         "node": shared.node_id,
-        "nodes": [shared.node_id],
+        "nodes": nodes,
         "plugin_dir": shared.plugins.dir().display().to_string(),
         "plugins": plugins,
         "refusals": refusals,

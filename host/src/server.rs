@@ -24,12 +24,13 @@ use crate::{
     clients::Clients,
     config::{Backend, Config},
     connection,
+    delivery::Delivery,
     handshake::{self, Head, HeadError},
     identity::{FdIds, Identity},
     manager,
     plugins::{bridge::Hook, watcher, Plugins},
     process::{self, RuntimeFiles},
-    registry::{memory::MemoryRegistry, Registry},
+    registry::{memory::MemoryRegistry, redis::RedisRegistry, Registry},
     shared::Shared,
     shutdown::Shutdown,
 };
@@ -71,13 +72,6 @@ pub async fn run(config: Config) -> Result<(), String> {
             "auth.key is the public default key and outside.host is not loopback: anyone can mint tokens"
         );
     }
-    let registry: Arc<dyn Registry> = match config.registry.backend {
-        Backend::Memory => Arc::new(MemoryRegistry::new()),
-        Backend::Redis => return Err(format!(
-            "registry.backend = \"redis\" ({}) is not available in this build yet; use \"memory\"",
-            config.registry.url
-        )),
-    };
     let outside = bind(&config.outside.host, config.outside.port, "outside").await?;
     let manager_listener = bind(&config.manager.host, config.manager.port, "manager").await?;
     let outside_addr = outside.local_addr().map_err(|e| format!("outside: {e}"))?;
@@ -87,6 +81,33 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let node_id = config.node_id(outside_addr.port());
     let clients = Arc::new(Clients::new());
+    let shutdown = Shutdown::new();
+    let registry: Arc<dyn Registry> = match config.registry.backend {
+        Backend::Memory => Arc::new(MemoryRegistry::new()),
+        Backend::Redis => {
+            let ttl = Duration::from_secs(config.registry.node_ttl_s);
+            let redis = RedisRegistry::connect(
+                &config.registry.url,
+                &config.registry.prefix,
+                &node_id,
+                ttl,
+                clients.clone(),
+            )
+            .await?;
+            redis.spawn_background(shutdown.clone());
+            redis
+        }
+    };
+    // Before any client: a node restarting after a crash clears what its last run left.
+    registry
+        .start()
+        .await
+        .map_err(|e| format!("registry: {e}"))?;
+    let delivery = Arc::new(Delivery::new(
+        node_id.clone(),
+        clients.clone(),
+        registry.clone(),
+    ));
     let plugin_dir = match &config.plugins.dir {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()
@@ -98,7 +119,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         plugin_dir,
         runtime.join("plugins"),
         registry.clone(),
-        clients.clone(),
+        delivery.clone(),
         config.clone(),
     ));
     let max_connections = match config.limits.max_connections {
@@ -112,12 +133,13 @@ pub async fn run(config: Config) -> Result<(), String> {
             config.auth.iv.as_deref(),
         ),
         config: config.clone(),
-        node_id,
+        node_id: node_id.clone(),
         registry,
         clients,
+        delivery,
         plugins,
         ids: FdIds::new(&config.node_id(outside_addr.port())),
-        shutdown: Shutdown::new(),
+        shutdown,
         started: Instant::now(),
         max_connections,
     });
@@ -125,7 +147,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     tracing::info!(dir = %shared.plugins.dir().display(), loaded, refused = shared.plugins.refusals().len(), "plugins scanned");
 
     let _watcher = match config.plugins.watch {
-        true => Some(watcher::spawn(shared.plugins.clone(), shared.shutdown.clone())?),
+        true => Some(watcher::spawn(
+            shared.plugins.clone(),
+            shared.shutdown.clone(),
+        )?),
         false => None,
     };
     let files = RuntimeFiles::write(&runtime, manager_addr)?;
@@ -164,6 +189,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     let hook_timeout = Duration::from_millis(config.limits.call_timeout_ms);
     shared.plugins.hook_all(Hook::Shutdown, hook_timeout).await;
+    if let Err(error) = shared.registry.leave().await {
+        tracing::warn!("registry: could not remove this node's records: {error}");
+    }
     shared.shutdown.close_listeners();
     let _ = accepting.await;
     tracing::info!("stopped");

@@ -5,8 +5,8 @@ use std::{sync::Arc, time::Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
-    auth::TokenCodec, clients::Clients, config::Config, identity::FdIds, plugins::Plugins,
-    registry::Registry, shutdown::Shutdown,
+    auth::TokenCodec, clients::Clients, config::Config, delivery::Delivery, identity::FdIds,
+    plugins::Plugins, registry::Registry, shutdown::Shutdown,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before
@@ -25,6 +25,8 @@ pub struct Shared {
     pub registry: Arc<dyn Registry>,
     /// Local connections and their outbound queues.
     pub clients: Arc<Clients>,
+    /// Frames to connections on any node.
+    pub delivery: Arc<Delivery>,
     /// Loaded modules.
     pub plugins: Arc<Plugins>,
     /// Hands out fds.

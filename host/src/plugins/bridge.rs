@@ -116,7 +116,9 @@ pub fn construct(
 /// unloaded while the new one still holds it.
 pub fn hand_over(old: &Generation, new: &ModuleBox) -> Result<(), String> {
     let exported = match old.module.export_state().into_result() {
-        Ok(state) => state.into_option().map(|state| RString::from(state.as_str())),
+        Ok(state) => state
+            .into_option()
+            .map(|state| RString::from(state.as_str())),
         Err(error) => {
             let reason = module_error(error);
             tracing::warn!(module = %old.spec.name, "state export failed: {reason}; the new version starts without it");

@@ -17,7 +17,7 @@ use mswoole_plugin_api::{
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
-    clients::Clients,
+    delivery::Delivery,
     envelope::Envelope,
     registry::{close_keys_key, controllers_key, is_host_key, Registry, RegistryError},
 };
@@ -27,8 +27,8 @@ use crate::{
 pub struct HostServices {
     /// The registry (memory or Redis).
     pub registry: Arc<dyn Registry>,
-    /// Local connections.
-    pub clients: Arc<Clients>,
+    /// Frames to connections on any node.
+    pub delivery: Arc<Delivery>,
     /// The module's name, for log lines.
     pub module: Arc<str>,
 }
@@ -103,22 +103,27 @@ impl HostApi for HostServices {
     }
 
     fn send(&self, fd: RString, envelope: FfiEnvelope) -> HostFuture<bool> {
-        let sent = frame(envelope).map(|text| self.clients.send(&fd, &text));
-        std::future::ready(RResult::from(sent)).into_ffi()
+        let delivery = self.delivery.clone();
+        async move {
+            let text = frame(envelope)?;
+            let reach = delivery.to_fds(&[fd.into_string()], &text).await?;
+            Ok(reach.local + reach.relayed > 0)
+        }
+        .map_result()
     }
 
     fn send_to_set(&self, key: RString, envelope: FfiEnvelope) -> HostFuture<u64> {
-        let clients = self.clients.clone();
+        let delivery = self.delivery.clone();
         let text = frame(envelope);
-        self.keyed(key, move |registry, key| async move {
-            let text = text?;
-            let members = registry.set_members(&key).await?;
-            Ok(clients.send_many(members.iter().map(String::as_str), &text))
+        self.keyed(key, move |_, key| async move {
+            let reach = delivery.to_set(&key, &text?).await?;
+            Ok(reach.local + reach.relayed)
         })
     }
 
     fn close(&self, fd: RString) -> HostFuture<bool> {
-        std::future::ready(RResult::ROk(self.clients.close(&fd))).into_ffi()
+        let delivery = self.delivery.clone();
+        async move { Ok(delivery.close(&fd).await?) }.map_result()
     }
 
     fn identity(&self, fd: RString) -> HostFuture<ROption<RString>> {

@@ -126,21 +126,31 @@ fn library_error(error: LibraryError) -> LoadError {
 ///
 /// The root module stays valid while the returned [`Library`] lives.
 pub fn load(file: &Path, copies: &Path, serial: u64) -> Result<(PluginModRef, Library), LoadError> {
-    let len = fs::metadata(file).map_err(|e| LoadError::new(format!("cannot read: {e}")))?.len();
+    let len = fs::metadata(file)
+        .map_err(|e| LoadError::new(format!("cannot read: {e}")))?
+        .len();
     let mut header = [0u8; 64];
     let read = fs::File::open(file)
         .and_then(|mut f| f.read(&mut header))
         .map_err(|e| LoadError::new(format!("cannot read: {e}")))?;
     check_elf_complete(&header[..read], len).map_err(LoadError::new)?;
 
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
     let copy = copies.join(format!("{stem}.{}.{serial}.so", std::process::id()));
-    fs::create_dir_all(copies).map_err(|e| LoadError::new(format!("cannot create {}: {e}", copies.display())))?;
-    fs::copy(file, &copy).map_err(|e| LoadError::new(format!("cannot copy to {}: {e}", copy.display())))?;
+    fs::create_dir_all(copies)
+        .map_err(|e| LoadError::new(format!("cannot create {}: {e}", copies.display())))?;
+    fs::copy(file, &copy)
+        .map_err(|e| LoadError::new(format!("cannot copy to {}: {e}", copy.display())))?;
 
     // From here on, dropping `library` (on any error too) unloads the copy and removes it.
     let library = match RawLibrary::load_at(&copy) {
-        Ok(raw) => Library { raw: Some(raw), copy },
+        Ok(raw) => Library {
+            raw: Some(raw),
+            copy,
+        },
         Err(error) => {
             let _ = fs::remove_file(&copy);
             return Err(library_error(error));
@@ -159,14 +169,22 @@ pub fn load(file: &Path, copies: &Path, serial: u64) -> Result<(PluginModRef, Li
         .ok_or_else(|| LoadError::new("the library exports no layout to check"))?;
     // A fresh checker: the global one would keep pointers into this library after it is unloaded.
     let globals = CheckingGlobals::new();
-    if let Err(errors) = check_layout_compatibility_with_globals(<PluginModRef as StableAbi>::LAYOUT, layout, &globals) {
+    if let Err(errors) = check_layout_compatibility_with_globals(
+        <PluginModRef as StableAbi>::LAYOUT,
+        layout,
+        &globals,
+    ) {
         // Formatted now: the errors point into the library, which is unloaded on return.
         let detail = errors.to_string();
-        return Err(LoadError { reason: format!("incompatible ABI: {}", tail(&detail, 6)), detail });
+        return Err(LoadError {
+            reason: format!("incompatible ABI: {}", tail(&detail, 6)),
+            detail,
+        });
     }
     drop(globals);
     // SAFETY: the layout was checked just above, against this host's `PluginModRef`.
-    let root = unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() }.map_err(library_error)?;
+    let root = unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() }
+        .map_err(library_error)?;
     let api = root.api_version();
     if api != PLUGIN_API_VERSION {
         return Err(LoadError::new(format!(

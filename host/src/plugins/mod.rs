@@ -37,7 +37,7 @@ use self::{
     host_api::HostServices,
 };
 use crate::{
-    clients::Clients, config::Config, error::CallError, registry::Registry, router::Route,
+    config::Config, delivery::Delivery, error::CallError, registry::Registry, router::Route,
     router::LIFECYCLE_HOOKS,
 };
 
@@ -114,8 +114,8 @@ pub struct Plugins {
     serial: AtomicU64,
     /// What modules' host handles reach.
     registry: Arc<dyn Registry>,
-    /// Local connections, for host handles.
-    clients: Arc<Clients>,
+    /// Frame delivery, for host handles.
+    delivery: Arc<Delivery>,
     /// `[modules.*]` tables by module name.
     config: Arc<Config>,
 }
@@ -138,7 +138,7 @@ impl Plugins {
         dir: PathBuf,
         copies: PathBuf,
         registry: Arc<dyn Registry>,
-        clients: Arc<Clients>,
+        delivery: Arc<Delivery>,
         config: Arc<Config>,
     ) -> Self {
         loader::clear_copies(&copies);
@@ -151,7 +151,7 @@ impl Plugins {
             scanning: tokio::sync::Mutex::new(()),
             serial: AtomicU64::new(0),
             registry,
-            clients,
+            delivery,
             config,
         }
     }
@@ -265,7 +265,7 @@ impl Plugins {
         }
         let services = HostServices {
             registry: self.registry.clone(),
-            clients: self.clients.clone(),
+            delivery: self.delivery.clone(),
             module: spec.name.as_str().into(),
         };
         let module = bridge::construct(root, services, &self.config.module_config(&spec.name))

@@ -33,7 +33,11 @@ fn relevant(event: &Event) -> bool {
     let kind_counts = match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
-        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+        EventKind::Create(_)
+        | EventKind::Modify(_)
+        | EventKind::Remove(_)
+        | EventKind::Any
+        | EventKind::Other => true,
     };
     kind_counts && event.paths.iter().any(|path| is_library_name(path))
 }
@@ -45,7 +49,9 @@ fn is_library_name(path: &Path) -> bool {
 
 /// `(len, mtime)` of a file, if it exists.
 fn stat(path: &Path) -> Option<(u64, Option<std::time::SystemTime>)> {
-    std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
 }
 
 /// Waits until every changed file that still exists holds still.
@@ -63,17 +69,23 @@ async fn settle(paths: &[PathBuf]) {
 /// Starts watching; the returned watcher must be kept alive.
 pub fn spawn(plugins: Arc<Plugins>, shutdown: Shutdown) -> Result<RecommendedWatcher, String> {
     let (events, mut incoming) = mpsc::unbounded_channel::<Vec<PathBuf>>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| match event {
-        Ok(event) if relevant(&event) => {
-            let _ = events.send(event.paths);
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!("plugin watcher: {error}"),
-    })
-    .map_err(|e| format!("plugins.watch: cannot start the watcher: {e}"))?;
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<Event>| match event {
+            Ok(event) if relevant(&event) => {
+                let _ = events.send(event.paths);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!("plugin watcher: {error}"),
+        })
+        .map_err(|e| format!("plugins.watch: cannot start the watcher: {e}"))?;
     watcher
         .watch(plugins.dir(), RecursiveMode::NonRecursive)
-        .map_err(|e| format!("plugins.watch: cannot watch {}: {e}", plugins.dir().display()))?;
+        .map_err(|e| {
+            format!(
+                "plugins.watch: cannot watch {}: {e}",
+                plugins.dir().display()
+            )
+        })?;
     tracing::info!(dir = %plugins.dir().display(), "watching the plugin directory");
 
     tokio::spawn(async move {

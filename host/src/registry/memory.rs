@@ -262,6 +262,31 @@ impl Registry for MemoryRegistry {
     async fn connection_count(&self) -> Result<u64> {
         self.with(FDINFO, |s| Ok(s.hash(FDINFO)?.len() as u64))
     }
+
+    // One node, nothing shared: there is never another node to relay to.
+    async fn publish_to_node(&self, _node: &str, _fds: &[String], _text: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn close_on_node(&self, _node: &str, _fd: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn publish_to_all(&self, _text: &str) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn nodes(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn start(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn leave(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

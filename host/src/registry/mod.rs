@@ -6,6 +6,7 @@
 //! `registry.prefix`; the `WEBSOCKET_*` names are the host's, as in MSwoole.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 
@@ -91,6 +92,18 @@ pub trait Registry: Send + Sync {
     async fn delete(&self, key: &str) -> Result<bool>;
     /// Number of connections this registry knows, on every node.
     async fn connection_count(&self) -> Result<u64>;
+    /// Relays a frame to connections held by another node; `true` if that node took it.
+    async fn publish_to_node(&self, node: &str, fds: &[String], text: &str) -> Result<bool>;
+    /// Asks another node to close one of its connections; `true` if that node took it.
+    async fn close_on_node(&self, node: &str, fd: &str) -> Result<bool>;
+    /// Relays a frame to every connection of every other node; returns how many nodes took it.
+    async fn publish_to_all(&self, text: &str) -> Result<u64>;
+    /// The live nodes sharing this registry (empty when there is only this one).
+    async fn nodes(&self) -> Result<Vec<String>>;
+    /// Runs before the host accepts clients: removes what a crashed earlier run left.
+    async fn start(&self) -> Result<()>;
+    /// Runs when the host stops, after its connections closed.
+    async fn leave(&self) -> Result<()>;
 }
 
 /// Resolves Redis-style `start..=stop` indexes (negative from the end) on a list of `len`.

@@ -1,0 +1,106 @@
+//! Gets a frame to connections wherever they are: this node's outbound queues, or
+//! another node through the registry's relay.
+//!
+//! An fd names its node, so no lookup is needed to know where it lives.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::{
+    clients::Clients,
+    identity::node_of,
+    registry::{Registry, RegistryError},
+};
+
+/// How far a frame went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Connections of this node it was queued for.
+    pub local: u64,
+    /// Other nodes it was relayed to.
+    pub nodes: u64,
+    /// Connections of other nodes it was relayed for.
+    pub relayed: u64,
+}
+
+/// Delivery to fds on any node.
+pub struct Delivery {
+    /// This node's id.
+    node: String,
+    /// This node's connections.
+    clients: Arc<Clients>,
+    /// The relay to other nodes.
+    registry: Arc<dyn Registry>,
+}
+
+impl Delivery {
+    /// Delivery for `node`.
+    pub fn new(node: String, clients: Arc<Clients>, registry: Arc<dyn Registry>) -> Self {
+        Delivery {
+            node,
+            clients,
+            registry,
+        }
+    }
+
+    fn is_local(&self, fd: &str) -> bool {
+        node_of(fd).is_none_or(|node| node == self.node)
+    }
+
+    /// Sends a frame to each fd, local or remote.
+    pub async fn to_fds(&self, fds: &[String], text: &Utf8Bytes) -> Result<Reach, RegistryError> {
+        let mut remote: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let local = self.clients.send_many(
+            fds.iter()
+                .map(String::as_str)
+                .filter(|fd| self.is_local(fd)),
+            text,
+        );
+        for fd in fds.iter().filter(|fd| !self.is_local(fd)) {
+            if let Some(node) = node_of(fd) {
+                remote.entry(node).or_default().push(fd.clone());
+            }
+        }
+        let mut reach = Reach {
+            local,
+            ..Reach::default()
+        };
+        for (node, fds) in remote {
+            if self
+                .registry
+                .publish_to_node(node, &fds, text.as_str())
+                .await?
+            {
+                reach.nodes += 1;
+                reach.relayed += fds.len() as u64;
+            }
+        }
+        Ok(reach)
+    }
+
+    /// Sends a frame to every member of a set.
+    pub async fn to_set(&self, key: &str, text: &Utf8Bytes) -> Result<Reach, RegistryError> {
+        let members = self.registry.set_members(key).await?;
+        self.to_fds(&members, text).await
+    }
+
+    /// Sends a frame to every connection of every node.
+    pub async fn to_all(&self, text: &Utf8Bytes) -> Result<Reach, RegistryError> {
+        let local = self.clients.send_all(text);
+        let nodes = self.registry.publish_to_all(text.as_str()).await?;
+        Ok(Reach {
+            local,
+            nodes,
+            relayed: 0,
+        })
+    }
+
+    /// Closes a connection on whatever node holds it; `true` if it was found or relayed.
+    pub async fn close(&self, fd: &str) -> Result<bool, RegistryError> {
+        match node_of(fd) {
+            Some(node) if node != self.node => self.registry.close_on_node(node, fd).await,
+            _ => Ok(self.clients.close(fd)),
+        }
+    }
+}
