@@ -110,7 +110,10 @@ async fn two_hundred_clients_see_five_swaps_without_a_drop_or_a_lost_message() {
             // Still connected: a last request is answered.
             let (n, _) = version(&mut client, sent).await;
             assert_eq!(n, sent);
-            Seen { sent: sent + 1, _client: client }
+            Seen {
+                sent: sent + 1,
+                _client: client,
+            }
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -70,7 +70,8 @@ impl Module for Index {
                     Envelope::ok("echo", "收到").with_param(&request.message),
                 )),
                 ("Index", "stats") => Ok(Some(
-                    Envelope::ok("stats", "统计").with_param(&serde_json::json!({"handled": handled})),
+                    Envelope::ok("stats", "统计")
+                        .with_param(&serde_json::json!({"handled": handled})),
                 )),
                 ("Fallback", "hello") => Ok(Some(Envelope::ok("hello", "你好"))),
                 ("Fallback", other) => Ok(Some(
@@ -119,11 +120,11 @@ export_module!(Index);
 #[cfg(test)]
 mod tests {
     use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Arc,
-};
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    };
 
-use mswoole_plugin_api::{
+    use mswoole_plugin_api::{
         serde_json::json,
         testing::{call, request, FakeHost},
     };
@@ -196,14 +197,25 @@ use mswoole_plugin_api::{
     fn the_handled_count_survives_a_swap() {
         let old = index(json!({}));
         for _ in 0..3 {
-            let _ = call(&old, request("f1", "Index", "index", json!({}), &identity()));
+            let _ = call(
+                &old,
+                request("f1", "Index", "index", json!({}), &identity()),
+            );
         }
         let state = old.export_state().expect("export").expect("a count");
         let new = index(json!({}));
         new.import_state(&state).expect("import");
-        let reply = call(&new, request("f1", "Index", "stats", json!({}), &identity()));
-        let param = reply.expect("stats answers").and_then(|e| e.param.into_option());
-        assert_eq!(param.map(|p| p.into_string()), Some(r#"{"handled":4}"#.into()));
+        let reply = call(
+            &new,
+            request("f1", "Index", "stats", json!({}), &identity()),
+        );
+        let param = reply
+            .expect("stats answers")
+            .and_then(|e| e.param.into_option());
+        assert_eq!(
+            param.map(|p| p.into_string()),
+            Some(r#"{"handled":4}"#.into())
+        );
         assert!(new.import_state("not a number").is_err());
     }
 

@@ -1,0 +1,282 @@
+//! One room's registry keys: who is in it and the messages it keeps.
+//!
+//! Keys (the host puts them under `registry.prefix`), named as MSwoole operators know them:
+//! - `LIVE_USER_ROOM_<code>`: set of the phone users' fds.
+//! - `LIVE_WALL_ROOM_<code>`: set of the big screens' fds.
+//! - `LIVE_USER_MESSAGE_<code>`: the moderation queue, a hash of id → message JSON.
+//! - `LIVE_WALL_MESSAGE_<code>`: the wall messages, a hash of id → message JSON with a
+//!   `recalled` flag (the flag is storage only; clients never see it).
+//! - `LIVE_MESSAGE_ID`: the one counter every message id of the deployment comes from.
+//!
+//! None of these prefixes is a prefix of another, so two room codes never share a key.
+//! Ids come from one counter, so a larger id is a newer message: a history sorts the
+//! room's hash by id and needs no second list to keep in step (the field order of a
+//! hash is arbitrary in both backends, and so is a set's). Checking a message claims it
+//! by deleting it: of two screens checking one message at once, only one broadcasts it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mswoole_plugin_api::{
+    serde_json::{json, Value},
+    Envelope, Host, HostError, LogLevel,
+};
+
+use crate::{params::Page, Caller};
+
+/// The counter every message id comes from, shared by every room and node.
+pub const MESSAGE_ID: &str = "LIVE_MESSAGE_ID";
+
+/// The two member sets of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    /// The phone users, `LIVE_USER_ROOM_<code>`.
+    Users,
+    /// The big screens, `LIVE_WALL_ROOM_<code>`.
+    Walls,
+}
+
+/// Unix seconds now; a clock before 1970 reads as 0.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// One room, by its code.
+pub struct Room {
+    /// The host's registry and connections.
+    host: Host,
+    /// The room code (never empty: [`Caller::check`] refused that).
+    code: String,
+    /// Seconds the message keys live after their last write; 0 keeps them.
+    ttl_s: u64,
+}
+
+impl Room {
+    /// The room `code`, keeping messages `ttl_s` seconds after their last write (0: forever).
+    pub fn new(host: Host, code: &str, ttl_s: u64) -> Room {
+        Room {
+            host,
+            code: code.to_string(),
+            ttl_s,
+        }
+    }
+
+    /// The host behind the room.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The key of a member set.
+    pub fn members_key(&self, members: Members) -> String {
+        match members {
+            Members::Users => format!("LIVE_USER_ROOM_{}", self.code),
+            Members::Walls => format!("LIVE_WALL_ROOM_{}", self.code),
+        }
+    }
+
+    /// The key of the moderation queue.
+    pub fn queue_key(&self) -> String {
+        format!("LIVE_USER_MESSAGE_{}", self.code)
+    }
+
+    /// The key of the wall messages.
+    pub fn wall_messages_key(&self) -> String {
+        format!("LIVE_WALL_MESSAGE_{}", self.code)
+    }
+
+    /// `fd` enters a member set, and leaves it again when its connection closes.
+    pub async fn enter(&self, members: Members, fd: &str) -> Result<(), HostError> {
+        let key = self.members_key(members);
+        // The close key first: a member the host could not clean up is never left behind.
+        self.host.add_close_key(fd, &key).await?;
+        self.host.set_add(&key, fd).await?;
+        Ok(())
+    }
+
+    /// `fd` leaves a member set.
+    pub async fn leave(&self, members: Members, fd: &str) -> Result<(), HostError> {
+        self.host.set_remove(&self.members_key(members), fd).await?;
+        Ok(())
+    }
+
+    /// Sends an envelope to every member of a set; returns how many were reached.
+    pub async fn tell(&self, members: Members, envelope: Envelope) -> Result<u64, HostError> {
+        self.host
+            .send_to_set(&self.members_key(members), envelope)
+            .await
+    }
+
+    /// [`Room::tell`] about a message that is already stored: a failure is logged, not
+    /// returned, because the sender retrying would store the message twice. The members
+    /// find it in the history.
+    pub async fn tell_stored(&self, members: Members, envelope: Envelope) {
+        let event = envelope.event.to_string();
+        if let Err(error) = self.tell(members, envelope).await {
+            self.host.log(
+                LogLevel::Warn,
+                &format!(
+                    "room {}: {event} not delivered to {members:?}: {error:?}",
+                    self.code
+                ),
+            );
+        }
+    }
+
+    /// Queues a phone user's message for moderation; returns it, `{id, nickname, say, ctime}`.
+    pub async fn queue_message(&self, nickname: String, say: String) -> Result<Value, HostError> {
+        let id = self.host.incr(MESSAGE_ID, 1).await?;
+        let message = json!({"id": id, "nickname": nickname, "say": say, "ctime": now()});
+        self.put(&self.queue_key(), id, &message).await?;
+        Ok(message)
+    }
+
+    /// Takes message `id` out of the moderation queue; `None` if it is not (or no longer) there.
+    pub async fn take_queued(&self, id: i64) -> Result<Option<Value>, HostError> {
+        let key = self.queue_key();
+        let field = id.to_string();
+        let Some(text) = self.host.hash_get(&key, &field).await? else {
+            return Ok(None);
+        };
+        // The delete is the claim: another screen that deleted it first has checked it.
+        if !self.host.hash_delete(&key, &field).await? {
+            return Ok(None);
+        }
+        Ok(self.parse(&key, &text).map(|(_, message)| message))
+    }
+
+    /// Puts a message taken with [`Room::take_queued`] back into the queue.
+    pub async fn requeue(&self, message: &Value) -> Result<(), HostError> {
+        match message.get("id").and_then(Value::as_i64) {
+            Some(id) => self.put(&self.queue_key(), id, message).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the whole moderation queue.
+    pub async fn clear_queue(&self) -> Result<(), HostError> {
+        self.host.delete(&self.queue_key()).await?;
+        Ok(())
+    }
+
+    /// One page of the moderation queue, newest first.
+    pub async fn queue_page(&self, page: Page) -> Result<Vec<Value>, HostError> {
+        self.page(&self.queue_key(), page, |_| true).await
+    }
+
+    /// Stores a screen's message; returns it, `{id, code, nickname, say, user_id, ctime}`.
+    pub async fn store_wall_message(
+        &self,
+        caller: &Caller,
+        say: String,
+    ) -> Result<Value, HostError> {
+        let id = self.host.incr(MESSAGE_ID, 1).await?;
+        let message = json!({
+            "id": id,
+            "code": caller.code.clone(),
+            "nickname": caller.nickname(),
+            "say": say,
+            "user_id": caller.user_id(),
+            "ctime": now(),
+        });
+        self.put(&self.wall_messages_key(), id, &stored(&message, false))
+            .await?;
+        Ok(message)
+    }
+
+    /// Marks wall message `id` recalled; `false` if there is no such message.
+    pub async fn recall(&self, id: i64) -> Result<bool, HostError> {
+        let key = self.wall_messages_key();
+        let Some(text) = self.host.hash_get(&key, &id.to_string()).await? else {
+            return Ok(false);
+        };
+        let Some((_, record)) = self.parse(&key, &text) else {
+            return Ok(false);
+        };
+        self.put(&key, id, &stored(&shown(record), true)).await?;
+        Ok(true)
+    }
+
+    /// One page of the wall messages that were not recalled, newest first.
+    pub async fn wall_page(&self, page: Page) -> Result<Vec<Value>, HostError> {
+        let key = self.wall_messages_key();
+        let messages = self
+            .page(&key, page, |record| {
+                record.get("recalled") != Some(&Value::Bool(true))
+            })
+            .await?;
+        Ok(messages.into_iter().map(shown).collect())
+    }
+
+    /// Writes message `id` into the hash `key`, then renews the key's expiry.
+    async fn put(&self, key: &str, id: i64, message: &Value) -> Result<(), HostError> {
+        self.host
+            .hash_set(key, &id.to_string(), &message.to_string())
+            .await?;
+        if self.ttl_s > 0 {
+            // The message is stored: failing now would make the sender store it twice.
+            if let Err(error) = self.host.expire(key, self.ttl_s).await {
+                self.host.log(
+                    LogLevel::Warn,
+                    &format!("{key}: expiry not renewed: {error:?}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// One page of the messages of the hash `key` that `keep` accepts, newest first.
+    async fn page(
+        &self,
+        key: &str,
+        page: Page,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Value>, HostError> {
+        let mut messages: Vec<(i64, Value)> = self
+            .host
+            .hash_get_all(key)
+            .await?
+            .iter()
+            .filter_map(|(_, text)| self.parse(key, text))
+            .filter(|(_, message)| keep(message))
+            .collect();
+        messages.sort_unstable_by(|(a, _), (b, _)| b.cmp(a));
+        Ok(page.of_items(messages.into_iter().map(|(_, message)| message)))
+    }
+
+    /// A stored message and its id; a record that is not one is logged and skipped.
+    fn parse(&self, key: &str, text: &str) -> Option<(i64, Value)> {
+        let message = mswoole_plugin_api::serde_json::from_str::<Value>(text).ok();
+        match message
+            .as_ref()
+            .and_then(|m| m.get("id"))
+            .and_then(Value::as_i64)
+        {
+            Some(id) => message.map(|message| (id, message)),
+            None => {
+                self.host.log(
+                    LogLevel::Warn,
+                    &format!("{key}: skipping a record that is not a message"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A wall message as it is stored: the message with its `recalled` flag.
+fn stored(message: &Value, recalled: bool) -> Value {
+    let mut record = message.clone();
+    if let Value::Object(fields) = &mut record {
+        fields.insert("recalled".into(), recalled.into());
+    }
+    record
+}
+
+/// A stored wall message as clients see it: without the `recalled` flag.
+fn shown(mut record: Value) -> Value {
+    if let Value::Object(fields) = &mut record {
+        fields.shift_remove("recalled");
+    }
+    record
+}

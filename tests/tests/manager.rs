@@ -1,0 +1,353 @@
+//! DESIGN §6: the manager port, one JSON command per connection.
+
+use std::time::Duration;
+
+use mswoole_tests::{connect, connect_with_headers, json, Frame, TestHost, Token, VECTOR_WALL};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn status_reports_pid_connections_plugins_and_nodes() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client.fd().await;
+    let reply = host.manager(&json!({"method": "status"})).await;
+    reply.assert_is(200, "statusSuccess").assert_key_order();
+    let status = reply.expect_param();
+    assert_eq!(status["pid"], json!(host.pid), "{status}");
+    assert_eq!(status["connections"], json!(1), "{status}");
+    assert!(status["nodes"].is_array(), "{status}");
+    assert!(
+        status["uptime_s"].is_u64() && status["memory_kb"].is_u64(),
+        "{status}"
+    );
+    assert!(status["node"].is_string(), "{status}");
+    assert_eq!(status["refusals"], json!([]), "{status}");
+    let plugins = status["plugins"].as_array().expect("plugins is an array");
+    for name in ["Index", "Live"] {
+        let plugin = plugins
+            .iter()
+            .find(|plugin| plugin["name"] == json!(name))
+            .unwrap_or_else(|| panic!("{name} not listed: {status}"));
+        assert_eq!(plugin["version"], json!("1.0.0"), "{plugin}");
+        assert!(plugin["generation"].is_u64(), "{plugin}");
+        assert!(plugin["file"].is_string(), "{plugin}");
+        assert!(
+            plugin["loaded_at"].is_string() || plugin["loaded_at"].is_u64(),
+            "{plugin}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_manager_answers_once_then_closes() {
+    let host = TestHost::start("").await;
+    let mut manager = connect(host.manager, "/")
+        .await
+        .expect("the manager upgrades");
+    manager.send_json(&json!({"method": "status"})).await;
+    manager.expect_envelope(200, "statusSuccess").await;
+    match manager.recv().await {
+        Frame::Close(_) | Frame::Ended(_) => {}
+        other => panic!("expected the manager to close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn say_reaches_every_client() {
+    let host = TestHost::start("").await;
+    let mut user = host.connect_user().await;
+    let mut wall = host.connect(&format!("/?auth={VECTOR_WALL}")).await;
+    let reply = host
+        .manager(&json!({"method": "say", "say": "hello everyone"}))
+        .await;
+    reply.assert_is(200, "saySuccess");
+    assert_eq!(reply.param(), Some(&json!({"local": 2, "nodes": 0})));
+    let expected = r#"{"status":200,"event":"serverBroadcast","info":"收到服务广播内容","param":"hello everyone"}"#;
+    assert_eq!(user.recv_text().await, expected);
+    assert_eq!(wall.recv_text().await, expected);
+
+    let reply = host
+        .manager(&json!({"method": "say", "say": {"title": "news", "items": [1, 2]}}))
+        .await;
+    reply.assert_is(200, "saySuccess");
+    for client in [&mut user, &mut wall] {
+        let broadcast = client.expect_envelope(200, "serverBroadcast").await;
+        assert_eq!(
+            broadcast.param(),
+            Some(&json!({"title": "news", "items": [1, 2]}))
+        );
+        client.expect_silence(QUIET).await;
+    }
+}
+
+#[tokio::test]
+async fn push_by_fd_reaches_that_connection_only() {
+    let host = TestHost::start("").await;
+    let mut target = host.connect_user().await;
+    let mut bystander = host.connect_user().await;
+    let fd = target.fd().await;
+    let reply = host
+        .manager(&json!({"method": "push", "fd": fd, "status": 200, "event": "notice", "info": "hi", "param": {"x": 1}}))
+        .await;
+    reply.assert_is(200, "pushSuccess");
+    assert_eq!(reply.param(), Some(&json!({"local": 1, "nodes": 0})));
+    assert_eq!(
+        target.recv_text().await,
+        r#"{"status":200,"event":"notice","info":"hi","param":{"x":1}}"#
+    );
+    bystander.expect_silence(QUIET).await;
+
+    let reply = host
+        .manager(&json!({"method": "push", "fd": "no-such-fd", "status": 200, "event": "notice", "info": "hi"}))
+        .await;
+    reply.assert_is(200, "pushSuccess");
+    assert_eq!(reply.param(), Some(&json!({"local": 0, "nodes": 0})));
+}
+
+#[tokio::test]
+async fn push_by_uid_reaches_the_phone_user() {
+    let host = TestHost::start("").await;
+    let token = Token::wechat_user("42").mint();
+    let mut user = host.connect(&format!("/live?auth={token}")).await;
+    let mut wall = host.connect(&format!("/?auth={VECTOR_WALL}")).await;
+    let reply = host
+        .manager(&json!({"method": "push", "uid": "42", "status": 200, "event": "notice", "info": "for 42"}))
+        .await;
+    reply.assert_is(200, "pushSuccess");
+    assert_eq!(reply.param(), Some(&json!({"local": 1, "nodes": 0})));
+    assert_eq!(
+        user.recv_text().await,
+        r#"{"status":200,"event":"notice","info":"for 42"}"#
+    );
+
+    // An offline uid, and a wall's id (only phone users are mapped by uid), reach nobody.
+    for uid in ["43", "w-7"] {
+        let reply = host
+            .manager(&json!({"method": "push", "uid": uid, "status": 200, "event": "notice", "info": "nobody"}))
+            .await;
+        reply.assert_is(200, "pushSuccess");
+        assert_eq!(
+            reply.param(),
+            Some(&json!({"local": 0, "nodes": 0})),
+            "uid {uid}"
+        );
+    }
+    user.expect_silence(QUIET).await;
+    wall.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn broadcast_to_a_set_nobody_joined_reaches_nobody() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    let reply = host
+        .manager(&json!({"method": "broadcast", "key": "LIVE_USER_ROOM_nobody", "status": 200, "event": "x", "info": "y"}))
+        .await;
+    reply.assert_is(200, "broadcastSuccess");
+    assert_eq!(reply.param(), Some(&json!({"local": 0, "nodes": 0})));
+    client.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn broadcast_reaches_the_members_of_a_set_and_a_closed_member_leaves_it() {
+    let host = TestHost::start("").await;
+    let mut member = host.connect_user().await;
+    let mut wall = host.connect(&format!("/?auth={VECTOR_WALL}")).await;
+    let joined = member.call(&json!({"method": "live.user.join"})).await;
+    joined.assert_is(200, "userJoinSuccess");
+    // Members of the room's user set get it, the big screen does not.
+    let command = json!({"method": "broadcast", "key": "LIVE_USER_ROOM_demo", "status": 200, "event": "x", "info": "y", "param": [1]});
+    let reply = host.manager(&command).await;
+    reply.assert_is(200, "broadcastSuccess");
+    assert_eq!(reply.param(), Some(&json!({"local": 1, "nodes": 0})));
+    assert_eq!(
+        member.recv_text().await,
+        r#"{"status":200,"event":"x","info":"y","param":[1]}"#
+    );
+    wall.expect_silence(QUIET).await;
+    // A dropped phone leaves the room (its close sequence).
+    member.close(1000).await;
+    let _ = member.recv().await;
+    let started = std::time::Instant::now();
+    loop {
+        let reply = host.manager(&command).await;
+        if reply.param() == Some(&json!({"local": 0, "nodes": 0})) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "still a member 3 s after its close: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_command_is_400_unknown_command() {
+    let host = TestHost::start("").await;
+    host.manager(&json!({"method": "dance"}))
+        .await
+        .assert_is(400, "unknownCommand");
+}
+
+#[tokio::test]
+async fn bad_json_is_400_bad_request() {
+    let host = TestHost::start("").await;
+    host.manager_text("{not json")
+        .await
+        .assert_is(400, "badRequest");
+}
+
+#[tokio::test]
+async fn with_a_manager_token_commands_must_carry_it() {
+    let host = TestHost::start("[manager]\ntoken = \"s3cret\"").await;
+    for command in [
+        json!({"method": "status"}),
+        json!({"method": "status", "token": "wrong"}),
+    ] {
+        let reply = host.manager(&command).await;
+        assert_eq!(reply.status(), 403, "reply to {command}: {reply:?}");
+        assert!(!reply.event().is_empty());
+    }
+    let reply = host
+        .manager(&json!({"method": "status", "token": "s3cret"}))
+        .await;
+    reply.assert_is(200, "statusSuccess");
+}
+
+#[tokio::test]
+async fn a_handshake_with_an_origin_header_is_refused() {
+    let host = TestHost::start("").await;
+    match connect_with_headers(host.manager, "/", &[("Origin", "http://example.com")]).await {
+        Ok(_) => panic!("the manager upgraded a handshake with an Origin header"),
+        Err(refused) => assert_eq!(refused.status, 403, "{refused:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reload_answers_200_and_clients_stay_connected() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    let mark = host.output().len();
+    let reply = host.manager(&json!({"method": "reload"})).await;
+    reply.assert_is(200, "reloadSuccess");
+    host.wait_for_line_after(mark, "about the reload", |line| {
+        line.to_lowercase().contains("reload")
+    })
+    .await;
+    let reply = client.call(&json!({"method": "index.index.index"})).await;
+    reply.assert_is(200, "success");
+    let status = host.manager(&json!({"method": "status"})).await;
+    assert_eq!(status.expect_param()["connections"], json!(1));
+}
+
+#[tokio::test]
+async fn stop_closes_every_client_with_1001_and_exits_0() {
+    let mut host = TestHost::start("").await;
+    let mut user = host.connect_user().await;
+    let mut wall = host.connect(&format!("/?auth={VECTOR_WALL}")).await;
+    assert!(host.dir().pid_file().is_file(), "no pid file while running");
+    let reply = host.manager(&json!({"method": "stop"})).await;
+    reply.assert_is(200, "stopSuccess");
+    user.expect_close(1001).await;
+    wall.expect_close(1001).await;
+    let status = host.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    assert!(
+        !host.dir().pid_file().exists(),
+        "the pid file is still there"
+    );
+}
+
+#[tokio::test]
+async fn push_sends_param_only_when_it_is_not_null() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    let fd = client.fd().await;
+    for (param, expected) in [
+        (json!(null), r#"{"status":200,"event":"e","info":"i"}"#),
+        (
+            json!(0),
+            r#"{"status":200,"event":"e","info":"i","param":0}"#,
+        ),
+        (
+            json!(""),
+            r#"{"status":200,"event":"e","info":"i","param":""}"#,
+        ),
+        (
+            json!([]),
+            r#"{"status":200,"event":"e","info":"i","param":[]}"#,
+        ),
+    ] {
+        let command = json!({"method": "push", "fd": fd, "status": 200, "event": "e", "info": "i", "param": param});
+        host.manager(&command).await.assert_is(200, "pushSuccess");
+        assert_eq!(client.recv_text().await, expected, "param {param}");
+    }
+}
+
+/// Pushes to `uid`; returns how many local connections it reached.
+async fn push_to_uid(host: &TestHost, uid: &str) -> serde_json::Value {
+    let command =
+        json!({"method": "push", "uid": uid, "status": 200, "event": "notice", "info": uid});
+    let reply = host.manager(&command).await;
+    reply.assert_is(200, "pushSuccess");
+    reply.expect_param()["local"].clone()
+}
+
+#[tokio::test]
+async fn the_newest_connection_of_a_uid_wins_and_an_old_close_does_not_unmap_it() {
+    let host = TestHost::start("").await;
+    let token = Token::wechat_user("42").mint();
+    let mut old = host.connect(&format!("/live?auth={token}")).await;
+    old.fd().await;
+    let mut new = host.connect(&format!("/live?auth={token}")).await;
+    new.fd().await;
+    assert_eq!(push_to_uid(&host, "42").await, json!(1));
+    new.expect_envelope(200, "notice").await;
+    old.expect_silence(QUIET).await;
+
+    old.close(1000).await;
+    let _ = old.recv().await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(push_to_uid(&host, "42").await, json!(1));
+    new.expect_envelope(200, "notice").await;
+
+    new.close(1000).await;
+    let _ = new.recv().await;
+    let started = std::time::Instant::now();
+    while push_to_uid(&host, "42").await != json!(0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "uid 42 still mapped 3 s after its last close"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_closed_connection_leaves_the_registry() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    let fd = client.fd().await;
+    let status = host.manager(&json!({"method": "status"})).await;
+    assert_eq!(status.expect_param()["connections"], json!(1));
+    client.close(1000).await;
+    let _ = client.recv().await;
+    let started = std::time::Instant::now();
+    loop {
+        let status = host.manager(&json!({"method": "status"})).await;
+        if status.expect_param()["connections"] == json!(0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "still counted 3 s after its close: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply = host
+        .manager(&json!({"method": "push", "fd": fd, "status": 200, "event": "e", "info": "i"}))
+        .await;
+    assert_eq!(reply.param(), Some(&json!({"local": 0, "nodes": 0})));
+}

@@ -1,0 +1,337 @@
+//! DESIGN §2 "Frames from the client" and "Envelope": ping, idle, bad input, ack.
+
+use std::time::{Duration, Instant};
+
+use mswoole_tests::{json, Frame, TestHost, ACK, SUCCESS};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn text_2_is_answered_with_text_3_and_nothing_else() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client.send_text("2").await;
+    assert_eq!(client.recv_text().await, "3");
+    client.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn text_2_is_not_queued_behind_a_call_in_progress() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client
+        .send_json(&json!({"method": "index.debug.sleep", "ms": 1000}))
+        .await;
+    client.send_text("2").await;
+    let mut frames = Vec::new();
+    while frames.len() < 3 {
+        frames.push(client.recv_text().await);
+    }
+    let pong = frames
+        .iter()
+        .position(|text| text == "3")
+        .expect("a `3` arrived");
+    let slept = frames
+        .iter()
+        .position(|text| text.contains("\"slept\""))
+        .expect("the sleep answered");
+    assert!(
+        pong < slept,
+        "`3` waited for the call in progress: {frames:?}"
+    );
+    assert!(frames.iter().any(|text| text == ACK), "{frames:?}");
+    client.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn an_idle_client_is_closed_with_1000_idle_timeout() {
+    let host = TestHost::start("[heartbeat]\nidle_s = 1").await;
+    let mut client = host.connect_user().await;
+    let started = Instant::now();
+    let reason = client.expect_close(1000).await;
+    assert_eq!(reason, "idle timeout");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn pinging_every_500_ms_keeps_a_client_alive() {
+    let host = TestHost::start("[heartbeat]\nidle_s = 1").await;
+    let mut client = host.connect_user().await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        client.send_text("2").await;
+        assert_eq!(client.recv_text().await, "3");
+    }
+    client
+        .send_json(&json!({"method": "index.index.index"}))
+        .await;
+    assert_eq!(client.recv_text().await, ACK);
+    assert_eq!(client.recv_text().await, SUCCESS);
+}
+
+#[tokio::test]
+async fn invalid_json_is_400_bad_request_then_close_1007() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client.send_text("{not json").await;
+    client
+        .expect_envelope(400, "badRequest")
+        .await
+        .assert_key_order();
+    client.expect_close(1007).await;
+}
+
+#[tokio::test]
+async fn json_that_is_not_an_object_is_400_bad_request_then_close_1007() {
+    let host = TestHost::start("").await;
+    for text in ["[1]", "\"x\"", "42", "null", "true"] {
+        let mut client = host.connect_user().await;
+        client.send_text(text).await;
+        let envelope = client.recv_envelope().await;
+        assert_eq!(
+            (envelope.status(), envelope.event()),
+            (400, "badRequest"),
+            "reply to {text}: {envelope:?}"
+        );
+        client.expect_close(1007).await;
+    }
+}
+
+#[tokio::test]
+async fn a_method_that_is_not_a_string_is_400_bad_request_then_close_1007() {
+    let host = TestHost::start("").await;
+    for text in [r#"{"method":5}"#, r#"{"method":["index"]}"#] {
+        let mut client = host.connect_user().await;
+        client.send_text(text).await;
+        let envelope = client.recv_envelope().await;
+        assert_eq!(
+            (envelope.status(), envelope.event()),
+            (400, "badRequest"),
+            "reply to {text}: {envelope:?}"
+        );
+        client.expect_close(1007).await;
+    }
+}
+
+#[tokio::test]
+async fn a_binary_frame_is_400_bad_request_then_close_1003() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client
+        .send_binary(br#"{"method":"index.index.index"}"#)
+        .await;
+    client.expect_envelope(400, "badRequest").await;
+    client.expect_close(1003).await;
+}
+
+#[tokio::test]
+async fn messages_before_a_bad_one_are_answered_first() {
+    let host = TestHost::start("").await;
+    let (mut tx, mut rx) = host.connect_user().await.split();
+    tx.feed_text(r#"{"method":"index.index.index"}"#).await;
+    tx.feed_text(r#"{"method":"index.index.echo","n":1}"#).await;
+    tx.feed_text("oops").await;
+    tx.flush().await;
+    rx.expect_ack().await;
+    assert_eq!(rx.recv_text().await, SUCCESS);
+    rx.expect_ack().await;
+    rx.expect_envelope(200, "echo").await;
+    rx.expect_envelope(400, "badRequest").await;
+    rx.expect_close(1007).await;
+}
+
+#[tokio::test]
+async fn messages_before_a_binary_frame_are_answered_first() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client.send_text(r#"{"method":"index.index.index"}"#).await;
+    client.send_binary(b"\x00\x01").await;
+    client.expect_ack().await;
+    assert_eq!(client.recv_text().await, SUCCESS);
+    client.expect_envelope(400, "badRequest").await;
+    client.expect_close(1003).await;
+}
+
+#[tokio::test]
+async fn a_frame_over_max_message_bytes_is_closed_1009_without_an_envelope() {
+    let host = TestHost::start("[limits]\nmax_message_bytes = 1024").await;
+    let mut client = host.connect_user().await;
+    // Just under the limit: served.
+    let fits = json!({"method": "index.index.echo", "pad": "x".repeat(950)}).to_string();
+    assert!(fits.len() <= 1024);
+    client.send_text(&fits).await;
+    client.expect_ack().await;
+    client.expect_envelope(200, "echo").await;
+    // Over it: closed, nothing else.
+    let over = json!({"method": "index.index.echo", "pad": "x".repeat(2000)}).to_string();
+    client.send_text(&over).await;
+    client.expect_close(1009).await;
+}
+
+#[tokio::test]
+async fn a_misbehaving_client_does_not_disturb_another() {
+    let host = TestHost::start("[limits]\nmax_message_bytes = 1024").await;
+    let mut good = host.connect_user().await;
+    let mut binary = host.connect_user().await;
+    let mut garbage = host.connect_user().await;
+    let mut oversized = host.connect_user().await;
+    binary.send_binary(b"\xff").await;
+    garbage.send_text("{{{").await;
+    oversized.send_text(&"y".repeat(4096)).await;
+    binary.expect_envelope(400, "badRequest").await;
+    binary.expect_close(1003).await;
+    garbage.expect_envelope(400, "badRequest").await;
+    garbage.expect_close(1007).await;
+    oversized.expect_close(1009).await;
+    good.send_json(&json!({"method": "index.index.index"}))
+        .await;
+    good.expect_ack().await;
+    assert_eq!(good.recv_text().await, SUCCESS);
+    good.send_text("2").await;
+    assert_eq!(good.recv_text().await, "3");
+}
+
+#[tokio::test]
+async fn a_valid_object_is_acked_then_answered_byte_for_byte() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client
+        .send_json(&json!({"method": "index.index.index"}))
+        .await;
+    assert_eq!(client.recv_text().await, ACK);
+    assert_eq!(client.recv_text().await, SUCCESS);
+    client.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn with_ack_off_only_the_reply_is_sent() {
+    let host = TestHost::start("[protocol]\nack = false").await;
+    let mut client = host.connect_user().await;
+    client
+        .send_json(&json!({"method": "index.index.index"}))
+        .await;
+    assert_eq!(client.recv_text().await, SUCCESS);
+    client.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn envelopes_keep_status_event_info_param_order() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    let reply = client
+        .call(&json!({"method": "index.index.echo", "zz": 0, "aa": ""}))
+        .await;
+    reply.assert_is(200, "echo").assert_key_order();
+    assert!(
+        reply
+            .text
+            .starts_with(r#"{"status":200,"event":"echo","info":"收到","param":{"#),
+        "{reply:?}"
+    );
+    // `0` and `""` are data and are sent.
+    assert_eq!(reply.expect_param()["zz"], json!(0));
+    assert_eq!(reply.expect_param()["aa"], json!(""));
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client.close(1000).await;
+    match client.recv().await {
+        Frame::Close(Some((code, _))) => assert_eq!(code, 1000),
+        other => panic!("expected the close echoed, got {other:?}"),
+    }
+}
+
+/// `connections` from the manager's `status`.
+async fn connections(host: &TestHost) -> serde_json::Value {
+    let status = host.manager(&json!({"method": "status"})).await;
+    status.assert_is(200, "statusSuccess");
+    status.expect_param()["connections"].clone()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_10_s_and_holds_back_nobody() {
+    let host = TestHost::start("[limits]\noutbound_queue = 4").await;
+    let (mut tx, mut rx) = host.connect_user().await.split();
+    let mut other = host.connect_user().await;
+    // Large echo replies that this client never reads fill the socket buffers, then
+    // its outbound queue; the sender blocks once the host stops reading from it.
+    let pad = "x".repeat(60_000);
+    let sender = tokio::spawn(async move {
+        for n in 0..400 {
+            let message = json!({"method": "index.index.echo", "n": n, "pad": pad}).to_string();
+            if tx.try_send_text(&message).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The stuck connection holds back nobody else, and is not dropped early.
+    let started = Instant::now();
+    other
+        .send_json(&json!({"method": "index.index.index"}))
+        .await;
+    other.expect_ack().await;
+    assert_eq!(other.recv_text().await, SUCCESS);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "another client waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(connections(&host).await, json!(2));
+    // Stuck for 10 s: the host gives up on it.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let started = Instant::now();
+    while connections(&host).await != json!(1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the stuck client was still connected after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its end: what was in flight, then a close 1008, or the connection simply gone
+    // (a client that does not read cannot be relied on to read the close frame).
+    let mut replies = 0;
+    loop {
+        match rx.recv().await {
+            Frame::Text(_) => replies += 1,
+            Frame::Close(Some((code, _))) => {
+                assert_eq!(code, 1008, "after {replies} frames");
+                break;
+            }
+            Frame::Ended(_) => break,
+            other => panic!("expected close 1008 after {replies} frames, got {other:?}"),
+        }
+    }
+    sender.abort();
+    // And the host goes on serving.
+    other.send_text("2").await;
+    assert_eq!(other.recv_text().await, "3");
+}
+
+#[tokio::test]
+async fn any_frame_from_the_client_keeps_it_alive() {
+    let host = TestHost::start("[heartbeat]\nidle_s = 1").await;
+    let mut pinging = host.connect_user().await;
+    let mut talking = host.connect_user().await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pinging.tx.send_ping(b"hi").await;
+        talking
+            .send_json(&json!({"method": "index.index.index"}))
+            .await;
+        talking.expect_ack().await;
+        assert_eq!(talking.recv_text().await, SUCCESS);
+    }
+    // Pongs are skipped by the client; the connection must still be open.
+    pinging.send_text("2").await;
+    assert_eq!(pinging.recv_text().await, "3");
+}

@@ -1,0 +1,197 @@
+//! The Redis registry against a real, private `redis-server`: several hosts sharing
+//! it, a node that crashes, and Redis itself going away and coming back empty.
+
+use std::time::{Duration, Instant};
+
+use mswoole_tests::{json, RedisServer, TestHost, VECTOR_WECHAT_USER};
+
+async fn node(redis: &RedisServer, id: &str) -> TestHost {
+    TestHost::start(&redis.registry_toml(id)).await
+}
+
+/// Waits until `check` holds, or fails after `within` saying `what`.
+async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn push_to_uid(host: &TestHost, uid: u64) -> mswoole_tests::Envelope {
+    host.manager(&json!({"method": "push", "uid": uid, "event": "hi", "info": "x", "param": uid}))
+        .await
+}
+
+fn reach(reply: &mswoole_tests::Envelope) -> (u64, u64) {
+    let param = reply.expect_param();
+    (
+        param["local"].as_u64().unwrap_or(99),
+        param["nodes"].as_u64().unwrap_or(99),
+    )
+}
+
+#[tokio::test]
+async fn two_hosts_share_nodes_and_reach_each_others_clients() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "node-a").await, node(&redis, "node-b").await);
+    let status = a.manager(&json!({"method": "status"})).await;
+    assert_eq!(status.expect_param()["nodes"], json!(["node-a", "node-b"]));
+
+    let mut on_b = b.connect_user().await;
+    let fd = on_b.fd().await;
+    assert!(fd.starts_with("node-b/"), "an fd names its node: {fd}");
+
+    let said = a.manager(&json!({"method": "say", "say": "from a"})).await;
+    said.assert_is(200, "saySuccess");
+    assert_eq!(reach(&said), (0, 1), "a has no client, b took the relay");
+    let got = on_b.recv_envelope().await;
+    got.assert_is(200, "serverBroadcast");
+    assert_eq!(got.expect_param(), &json!("from a"));
+
+    let pushed = push_to_uid(&a, 1).await;
+    assert_eq!(reach(&pushed), (0, 1), "uid 1 lives on b");
+    on_b.expect_envelope(200, "hi").await;
+    let by_fd = a
+        .manager(&json!({"method": "push", "fd": fd, "event": "byFd"}))
+        .await;
+    assert_eq!(reach(&by_fd), (0, 1));
+    on_b.expect_envelope(200, "byFd").await;
+}
+
+#[tokio::test]
+async fn a_closed_connection_leaves_nothing_behind() {
+    let redis = RedisServer::start();
+    let host = node(&redis, "node-a").await;
+    let mut client = host.connect_user().await;
+    let fd = client.fd().await;
+    assert_eq!(redis.cli(&["HGET", "mswoole:WEBSOCKET_UIDTOFD", "1"]), fd);
+    assert!(!redis
+        .cli(&["HGET", "mswoole:WEBSOCKET_FDINFO", &fd])
+        .is_empty());
+    client.close(1000).await;
+    eventually(
+        "the fd's records are deleted",
+        Duration::from_secs(3),
+        async || {
+            redis.cli(&["HLEN", "mswoole:WEBSOCKET_FDINFO"]) == "0"
+                && redis.cli(&["HLEN", "mswoole:WEBSOCKET_UIDTOFD"]) == "0"
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_crashed_node_is_pruned_by_the_others_and_cleans_up_when_it_restarts() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "node-a").await;
+    let b = node(&redis, "node-b").await;
+    let mut on_b = b.connect_user().await;
+    let fd = on_b.fd().await;
+    assert_eq!(reach(&push_to_uid(&a, 1).await), (0, 1));
+    on_b.expect_envelope(200, "hi").await;
+
+    // SIGKILL: no close sequence, no cleanup.
+    let dir = b.into_dir();
+    assert_eq!(
+        redis.cli(&["HGET", "mswoole:WEBSOCKET_UIDTOFD", "1"]),
+        fd,
+        "the dead node's records are still there"
+    );
+    eventually(
+        "node-a prunes node-b",
+        Duration::from_secs(10),
+        async || {
+            redis.cli(&["HEXISTS", "mswoole:WEBSOCKET_FDINFO", &fd]) == "0"
+                && redis.cli(&["HEXISTS", "mswoole:WEBSOCKET_UIDTOFD", "1"]) == "0"
+                && redis.cli(&["SISMEMBER", "mswoole:WEBSOCKET_NODES", "node-b"]) == "0"
+        },
+    )
+    .await;
+    assert_eq!(
+        reach(&push_to_uid(&a, 1).await),
+        (0, 0),
+        "no message for uid 1 goes anywhere"
+    );
+
+    // A crash, then a restart before anyone pruned: the node clears its own leftovers.
+    let mut on_a = a.connect_user().await;
+    let a_fd = on_a.fd().await;
+    let a_dir = a.into_dir();
+    assert_eq!(redis.cli(&["HGET", "mswoole:WEBSOCKET_UIDTOFD", "1"]), a_fd);
+    let restarted = a_dir.start().await;
+    assert_eq!(
+        redis.cli(&["HEXISTS", "mswoole:WEBSOCKET_FDINFO", &a_fd]),
+        "0",
+        "leftovers are gone before it is ready"
+    );
+    assert_eq!(
+        redis.cli(&["HEXISTS", "mswoole:WEBSOCKET_UIDTOFD", "1"]),
+        "0"
+    );
+    let mut again = restarted.connect_user().await;
+    assert_ne!(
+        again.fd().await,
+        a_fd,
+        "fds are never reused, not even after a restart"
+    );
+    drop(dir);
+}
+
+#[tokio::test]
+async fn clients_survive_a_redis_outage_and_their_records_come_back() {
+    let mut redis = RedisServer::start();
+    let host = node(&redis, "node-a").await;
+    let mut client = host.connect_user().await;
+    let fd = client.fd().await;
+
+    redis.stop();
+    client.send_text("2").await;
+    assert_eq!(client.recv_text().await, "3", "2/3 works without Redis");
+    let reply = client.call(&json!({"method": "index.index.index"})).await;
+    reply.assert_is(200, "success");
+    let pushed = push_to_uid(&host, 1).await;
+    pushed.assert_is(503, "unavailable");
+    let mut late = host
+        .connect(&format!("/live?auth={VECTOR_WECHAT_USER}"))
+        .await;
+    let late_fd = late.fd().await;
+
+    redis.restart();
+    eventually(
+        "the node re-asserts its connections",
+        Duration::from_secs(10),
+        async || {
+            redis.cli(&["HEXISTS", "mswoole:WEBSOCKET_FDINFO", &fd]) == "1"
+                && redis.cli(&["HEXISTS", "mswoole:WEBSOCKET_FDINFO", &late_fd]) == "1"
+        },
+    )
+    .await;
+    let pushed = push_to_uid(&host, 1).await;
+    assert_eq!(reach(&pushed).0, 1, "uid 1 is reachable again");
+    let envelope = late.recv_envelope().await;
+    envelope.assert_is(200, "hi");
+    let still = client.call(&json!({"method": "index.index.index"})).await;
+    still.assert_is(200, "success");
+}
+
+#[tokio::test]
+async fn a_host_does_not_start_without_its_redis() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    drop(redis);
+    let dir = TestHost::builder()
+        .config(&format!(
+            "[registry]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:{port}/\""
+        ))
+        .prepare();
+    let output = dir.start_expecting_exit();
+    let reason = output.assert_failure_one_line();
+    assert!(
+        reason.contains("registry.url"),
+        "the reason names the setting: {reason}"
+    );
+}
