@@ -1,10 +1,8 @@
 //! The connections this node holds, and the outbound queue of each.
 //!
 //! Senders (a module's reply, a room broadcast, the manager) never write to a
-//! socket: they put a frame on the connection's bounded queue and its writer task
-//! does the I/O. A full queue means that client stopped reading: the frame is not
-//! queued (it would only grow host memory), and the writer closes the connection
-//! with 1008 once it has been stuck for `STALL`.
+//! socket: they put a frame on the connection's bounded [`Outbound`] queue and its
+//! writer task does the I/O.
 
 use std::{
     collections::HashMap,
@@ -15,11 +13,13 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::identity::Identity;
+use crate::{
+    identity::Identity,
+    outbound::{Offer, Outbound},
+};
 
 /// How long a client may leave its queue undrained before it is closed with 1008.
 pub const STALL: Duration = Duration::from_secs(10);
@@ -28,7 +28,7 @@ pub const STALL: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct ClientHandle {
     /// Its outbound queue.
-    pub outbound: mpsc::Sender<Message>,
+    pub outbound: Outbound,
     /// Cancelled to ask the connection to close (1000).
     pub close: CancellationToken,
     /// Who it is.
@@ -112,12 +112,9 @@ impl Clients {
             .is_some()
     }
 
-    fn queue(&self, outbound: &mpsc::Sender<Message>, text: &Utf8Bytes) {
-        match outbound.try_send(Message::Text(text.clone())) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+    fn queue(&self, outbound: &Outbound, text: &Utf8Bytes) {
+        if outbound.offer(Message::Text(text.clone())) == Offer::Full {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

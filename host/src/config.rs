@@ -419,7 +419,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         // Resolve against an absolute directory so paths stay right whatever the process does later.
         let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         Self::build(&text, &base).map_err(|e| ConfigError(format!("{}: {e}", path.display())))

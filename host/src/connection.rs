@@ -15,7 +15,7 @@ use futures_util::{
 };
 use mswoole_plugin_api::ffi::Call;
 use serde_json::{Map, Value};
-use tokio::{net::TcpStream, sync::mpsc, time::Instant};
+use tokio::{net::TcpStream, time::Instant};
 use tokio_tungstenite::{
     tungstenite::{
         error::CapacityError,
@@ -32,6 +32,7 @@ use crate::{
     error::CallError,
     identity::Identity,
     message::{self, Inbound},
+    outbound::{self, Drain, Outbound},
     plugins::bridge::{self, Hook},
     registry::{close_keys_key, controllers_key},
     router::{self, module_name},
@@ -95,7 +96,7 @@ fn text(envelope: &Envelope) -> Message {
 struct Handler {
     shared: Arc<Shared>,
     identity: Arc<Identity>,
-    outbound: mpsc::Sender<Message>,
+    outbound: Outbound,
     /// Messages waiting for the call in progress, as `(method, body)`.
     pending: VecDeque<(String, Map<String, Value>)>,
     /// Bad input seen: answer once the messages before it are answered.
@@ -105,7 +106,7 @@ struct Handler {
 /// Runs a connection until it ends, then its close sequence.
 pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     let identity = Arc::new(identity);
-    let (outbound, queue) = mpsc::channel(shared.config.limits.outbound_queue);
+    let (outbound, drain) = outbound::queue(shared.config.limits.outbound_queue);
     let close = CancellationToken::new();
     let stalled = CancellationToken::new();
     if let Err(error) = shared.registry.register(&identity).await {
@@ -118,7 +119,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     });
 
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write(sink, queue, stalled.clone()));
+    let writer = tokio::spawn(write(sink, drain, stalled.clone()));
     let mut handler = Handler {
         shared: shared.clone(),
         identity: identity.clone(),
@@ -133,7 +134,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     if let Some(frame) = end.close_frame().filter(|_| end != End::Stalled) {
         let _ = tokio::time::timeout(
             CLOSE_GRACE,
-            handler.outbound.send(Message::Close(Some(frame))),
+            handler.outbound.send_own(Message::Close(Some(frame))),
         )
         .await;
     }
@@ -163,7 +164,7 @@ impl Handler {
                 } else if let Some(code) = self.bad_input {
                     let _ = self
                         .outbound
-                        .send(text(&CallError::BadRequest.envelope()))
+                        .send_own(text(&CallError::BadRequest.envelope()))
                         .await;
                     return End::BadInput(code);
                 }
@@ -202,7 +203,7 @@ impl Handler {
             Some(Ok(Message::Text(text))) => {
                 match message::parse(text.as_str()) {
                     Ok(Inbound::Ping) => {
-                        let _ = self.outbound.send(Message::text("3")).await;
+                        let _ = self.outbound.send_own(Message::text("3")).await;
                     }
                     Ok(Inbound::Message { method, body }) => self.pending.push_back((method, body)),
                     Err(_) => self.bad_input = Some(1007),
@@ -226,7 +227,7 @@ impl Handler {
         let config = &self.shared.config;
         if config.protocol.ack {
             let ack = Envelope::new(200, "receiveMessage", "服务端已收到您的请求内容");
-            let _ = self.outbound.send(text(&ack)).await;
+            let _ = self.outbound.send_own(text(&ack)).await;
         }
         let resolved = router::route(&method).and_then(|route| {
             let (generation, _fallback) = self.shared.plugins.resolve(&route)?;
@@ -260,7 +261,7 @@ impl Handler {
                 error.envelope()
             }
         };
-        let _ = self.outbound.send(text(&envelope)).await;
+        let _ = self.outbound.send_own(text(&envelope)).await;
     }
 }
 
@@ -276,11 +277,11 @@ async fn finish(in_flight: &mut Option<CallFuture>) -> CallOutcome {
 ///
 /// Ends after a close frame, when every sender is gone, on a write error, or when
 /// one flush takes longer than [`STALL`]: then `stalled` tells the reader.
-async fn write(
-    mut sink: SplitSink<Socket, Message>,
-    mut queue: mpsc::Receiver<Message>,
-    stalled: CancellationToken,
-) {
+async fn write(mut sink: SplitSink<Socket, Message>, drain: Drain, stalled: CancellationToken) {
+    let Drain {
+        frames: mut queue,
+        drained,
+    } = drain;
     while let Some(first) = queue.recv().await {
         let batch = async {
             let mut closing = matches!(first, Message::Close(_));
@@ -293,7 +294,7 @@ async fn write(
             sink.flush().await.map(|()| closing)
         };
         match tokio::time::timeout(STALL, batch).await {
-            Ok(Ok(false)) => {}
+            Ok(Ok(false)) => drained.notify_waiters(),
             Ok(Ok(true)) | Ok(Err(_)) => return,
             Err(_) => {
                 stalled.cancel();

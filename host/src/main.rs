@@ -19,6 +19,7 @@ mod handshake;
 mod identity;
 mod manager;
 mod message;
+mod outbound;
 mod plugins;
 mod process;
 mod registry;

@@ -176,10 +176,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let accepting = tokio::spawn(listener.run());
 
     shared.shutdown.stopping().await;
-    tracing::info!(
-        connections = shared.clients.len(),
-        "stopping: closing every client"
-    );
+    tracing::info!("stopping: closing every client");
     tracker.close();
     if tokio::time::timeout(STOP_GRACE, tracker.wait())
         .await

@@ -119,11 +119,6 @@ export_module!(Index);
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    };
-
     use mswoole_plugin_api::{
         serde_json::json,
         testing::{call, request, FakeHost},
