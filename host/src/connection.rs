@@ -11,7 +11,7 @@ use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Dura
 
 use futures_util::{
     stream::{SplitSink, SplitStream},
-    SinkExt, StreamExt,
+    FutureExt, SinkExt, StreamExt,
 };
 use mswoole_plugin_api::ffi::Call;
 use serde_json::{Map, Value};
@@ -38,6 +38,9 @@ use crate::{
     router::{self, module_name},
     shared::Shared,
 };
+
+/// The acknowledgement every valid message gets first (MSwoole's text), prebuilt.
+const ACK: &str = r#"{"status":200,"event":"receiveMessage","info":"服务端已收到您的请求内容"}"#;
 
 /// Messages that may wait behind the call in progress before reading pauses.
 const MAX_PENDING: usize = 32;
@@ -154,38 +157,58 @@ impl Handler {
         stalled: &CancellationToken,
     ) -> End {
         let idle = Duration::from_secs(self.shared.config.heartbeat.idle_s);
-        let idle_timer = tokio::time::sleep(idle);
+        // Pinned once: building these futures anew on every turn of the loop costs a
+        // waiter registration each, on every message.
+        let shutdown = self.shared.shutdown.clone();
+        let (stopping, kicked, stuck) =
+            (shutdown.stopping(), close.cancelled(), stalled.cancelled());
+        tokio::pin!(stopping, kicked, stuck);
+        // The timer is moved only when it fires early; a frame just moves `deadline`.
+        let mut deadline = Instant::now() + idle;
+        let idle_timer = tokio::time::sleep_until(deadline);
         tokio::pin!(idle_timer);
         let mut in_flight: Option<CallFuture> = None;
         loop {
-            if in_flight.is_none() {
+            while in_flight.is_none() {
                 if let Some((method, body)) = self.pending.pop_front() {
-                    in_flight = Some(self.start(method, body).await);
+                    let mut call = self.start(method, body).await;
+                    // Most calls need nothing from the host: done on the first poll, answered at once.
+                    match (&mut call).now_or_never() {
+                        Some(outcome) => self.answer(outcome).await,
+                        None => in_flight = Some(call),
+                    }
                 } else if let Some(code) = self.bad_input {
                     let _ = self
                         .outbound
                         .send_own(text(&CallError::BadRequest.envelope()))
                         .await;
                     return End::BadInput(code);
+                } else {
+                    break;
                 }
             }
             let reading = self.bad_input.is_none() && self.pending.len() < MAX_PENDING;
             tokio::select! {
                 biased;
-                _ = self.shared.shutdown.stopping() => return End::Shutdown,
-                _ = close.cancelled() => return End::Kicked,
-                _ = stalled.cancelled() => return End::Stalled,
+                _ = &mut stopping => return End::Shutdown,
+                _ = &mut kicked => return End::Kicked,
+                _ = &mut stuck => return End::Stalled,
                 outcome = finish(&mut in_flight), if in_flight.is_some() => {
                     in_flight = None;
                     self.answer(outcome).await;
                 }
                 frame = stream.next(), if reading => {
-                    idle_timer.as_mut().reset(Instant::now() + idle);
+                    deadline = Instant::now() + idle;
                     if let Some(end) = self.on_frame(frame).await {
                         return end;
                     }
                 }
-                _ = &mut idle_timer => return End::Idle,
+                _ = &mut idle_timer => {
+                    if Instant::now() >= deadline {
+                        return End::Idle;
+                    }
+                    idle_timer.as_mut().reset(deadline);
+                }
             }
         }
     }
@@ -203,7 +226,10 @@ impl Handler {
             Some(Ok(Message::Text(text))) => {
                 match message::parse(text.as_str()) {
                     Ok(Inbound::Ping) => {
-                        let _ = self.outbound.send_own(Message::text("3")).await;
+                        let _ = self
+                            .outbound
+                            .send_own(Message::Text(Utf8Bytes::from_static("3")))
+                            .await;
                     }
                     Ok(Inbound::Message { method, body }) => self.pending.push_back((method, body)),
                     Err(_) => self.bad_input = Some(1007),
@@ -226,8 +252,10 @@ impl Handler {
     async fn start(&mut self, method: String, body: Map<String, Value>) -> CallFuture {
         let config = &self.shared.config;
         if config.protocol.ack {
-            let ack = Envelope::new(200, "receiveMessage", "服务端已收到您的请求内容");
-            let _ = self.outbound.send_own(text(&ack)).await;
+            let _ = self
+                .outbound
+                .send_own(Message::Text(Utf8Bytes::from_static(ACK)))
+                .await;
         }
         let resolved = router::route(&method).and_then(|route| {
             let (generation, _fallback) = self.shared.plugins.resolve(&route)?;
@@ -347,5 +375,18 @@ async fn close_sequence(shared: &Shared, identity: &Identity) {
     }
     if let Err(error) = registry.unregister(identity).await {
         tracing::warn!(fd, "cannot delete identity records: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prebuilt_ack_is_the_ack_envelope() {
+        assert_eq!(
+            ACK,
+            Envelope::new(200, "receiveMessage", "服务端已收到您的请求内容").to_json()
+        );
     }
 }

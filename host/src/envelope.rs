@@ -64,8 +64,21 @@ impl Envelope {
     }
 }
 
+/// Writes `value` as a JSON string (escaping only what JSON requires; UTF-8 stays as is).
 fn push_json_string(out: &mut String, value: &str) {
-    out.push_str(&Value::from(value).to_string());
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -114,10 +127,13 @@ mod tests {
     }
 
     #[test]
-    fn strings_are_escaped() {
-        let envelope = Envelope::new(400, "a\"b", "line\nbreak");
-        let parsed: Value = serde_json::from_str(&envelope.to_json()).expect("valid JSON");
-        assert_eq!(parsed["event"], "a\"b");
-        assert_eq!(parsed["info"], "line\nbreak");
+    fn strings_are_escaped_as_serde_json_does() {
+        let (event, info) = ("a\"b\\c\u{1}", "line\nbreak\t中");
+        let expected = format!(
+            r#"{{"status":400,"event":{},"info":{}}}"#,
+            Value::from(event),
+            Value::from(info)
+        );
+        assert_eq!(Envelope::new(400, event, info).to_json(), expected);
     }
 }

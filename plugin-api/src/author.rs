@@ -3,7 +3,7 @@
 //! Nothing here crosses the boundary by itself; [`crate::export_module!`] wraps a
 //! [`Module`] into the FFI types of [`crate::ffi`].
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, sync::OnceLock};
 
 use abi_stable::std_types::{ROption, RString, RVec, Tuple2};
 use serde_json::Value;
@@ -82,14 +82,39 @@ pub struct Request {
     pub controller: String,
     /// The action (lower-cased).
     pub action: String,
-    /// The message object, after the host's injection (`fd`, `code`, `auth`) and escaping.
-    pub message: Value,
+    /// The message as JSON text; parsed on first use, so an action that never looks
+    /// at it (`index.index.index`) does not pay for parsing.
+    raw: String,
+    /// The parsed message.
+    parsed: OnceLock<Value>,
 }
 
 impl Request {
+    /// A request for `controller.action` from `fd` with the message as JSON text.
+    pub fn new(fd: String, controller: String, action: String, message: String) -> Self {
+        Request {
+            fd,
+            controller,
+            action,
+            raw: message,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The message object, after the host's injection (`fd`, `code`, `auth`) and escaping.
+    pub fn message(&self) -> &Value {
+        self.parsed
+            .get_or_init(|| serde_json::from_str(&self.raw).unwrap_or_default())
+    }
+
+    /// The message as the JSON text the host sent.
+    pub fn message_text(&self) -> &str {
+        &self.raw
+    }
+
     /// A string field of the message, or 401 `badParameter` naming it.
     pub fn str_param(&self, name: &str) -> Result<&str, ModuleError> {
-        self.message
+        self.message()
             .get(name)
             .and_then(Value::as_str)
             .ok_or_else(|| ModuleError::bad_parameter(name))
@@ -97,7 +122,7 @@ impl Request {
 
     /// The room code from the connection's token (empty when the token had none).
     pub fn code(&self) -> &str {
-        self.message
+        self.message()
             .get("code")
             .and_then(Value::as_str)
             .unwrap_or("")
@@ -105,7 +130,7 @@ impl Request {
 
     /// The decoded token of the connection (without `ctime`).
     pub fn auth(&self) -> &Value {
-        self.message.get("auth").unwrap_or(&Value::Null)
+        self.message().get("auth").unwrap_or(&Value::Null)
     }
 }
 

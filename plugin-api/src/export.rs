@@ -80,13 +80,12 @@ impl<M: Module> ModuleObj for Exported<M> {
     fn call(&self, call: Call) -> CallFuture {
         let module = &self.0;
         guard_future(move || {
-            let message = serde_json::from_str(&call.message).unwrap_or_default();
-            let request = Request {
-                fd: call.fd.into_string(),
-                controller: call.controller.into_string(),
-                action: call.action.into_string(),
-                message,
-            };
+            let request = Request::new(
+                call.fd.into_string(),
+                call.controller.into_string(),
+                call.action.into_string(),
+                call.message.into_string(),
+            );
             let reply = module.call(request);
             async move { reply.await.map(ROption::from) }
         })

@@ -344,12 +344,12 @@ pub fn request(
         );
         map.insert("auth".into(), auth);
     }
-    Request {
-        fd: fd.into(),
-        controller: controller.into(),
-        action: action.into(),
-        message,
-    }
+    Request::new(
+        fd.into(),
+        controller.into(),
+        action.into(),
+        message.to_string(),
+    )
 }
 
 /// Calls one action of a module and waits for its outcome.

@@ -78,4 +78,3 @@ pub fn id(param: &Value) -> i64 {
         .as_i64()
         .unwrap_or_else(|| panic!("an integer id: {param}"))
 }
-

@@ -30,53 +30,110 @@ async fn a_room_spread_over_two_hosts() {
     let mut wall = connect(&a, "w-1", "wall", ROOM, "big screen").await;
     let mut alice = connect(&a, "201", "wechatUser", ROOM, "alice").await;
     let mut bob = connect(&b, "202", "wechatUser", ROOM, "bob").await;
-    wall.ok("live.wall.join", json!({}), "wallJoinSuccess").await;
-    alice.ok("live.user.join", json!({}), "userJoinSuccess").await;
+    wall.ok("live.wall.join", json!({}), "wallJoinSuccess")
+        .await;
+    alice
+        .ok("live.user.join", json!({}), "userJoinSuccess")
+        .await;
     bob.ok("live.user.join", json!({}), "userJoinSuccess").await;
     let (alice_fd, bob_fd) = (alice.fd().await, bob.fd().await);
     let mut expected = vec![alice_fd.clone(), bob_fd.clone()];
     expected.sort();
-    assert_eq!(room_members(&redis, "LIVE_USER_ROOM"), expected, "MSwoole's key names, under the prefix");
+    assert_eq!(
+        room_members(&redis, "LIVE_USER_ROOM"),
+        expected,
+        "MSwoole's key names, under the prefix"
+    );
 
     // A phone on node b speaks; the screen on node a must moderate it.
-    let message_id = id(&bob.ok("live.user.say", json!({"say": "hi from b"}), "userSaySuccess").await);
+    let message_id = id(&bob
+        .ok(
+            "live.user.say",
+            json!({"say": "hi from b"}),
+            "userSaySuccess",
+        )
+        .await);
     let pending = wall.hears("userSayNeedCheck").await;
-    assert_eq!((pending["id"].as_i64(), pending["say"].as_str()), (Some(message_id), Some("hi from b")));
-    let queue = wall.ok("live.wall.history", json!({"type": "user"}), "userSayHistory").await;
+    assert_eq!(
+        (pending["id"].as_i64(), pending["say"].as_str()),
+        (Some(message_id), Some("hi from b"))
+    );
+    let queue = wall
+        .ok(
+            "live.wall.history",
+            json!({"type": "user"}),
+            "userSayHistory",
+        )
+        .await;
     assert_eq!(ids(&queue), vec![message_id]);
 
-    wall.ok("live.wall.check", json!({"id": message_id, "status": 1}), "wallCheckSuccess").await;
+    wall.ok(
+        "live.wall.check",
+        json!({"id": message_id, "status": 1}),
+        "wallCheckSuccess",
+    )
+    .await;
     for phone in [&mut alice, &mut bob] {
         assert_eq!(phone.hears("userSayBroadcast").await["say"], "hi from b");
     }
 
-    let said = wall.ok("live.wall.say", json!({"say": "welcome"}), "wallSaySuccess").await;
+    let said = wall
+        .ok("live.wall.say", json!({"say": "welcome"}), "wallSaySuccess")
+        .await;
     for phone in [&mut alice, &mut bob] {
         assert_eq!(phone.hears("wallSayBroadcast").await["id"], said["id"]);
     }
-    let second = wall.ok("live.wall.say", json!({"say": "second"}), "wallSaySuccess").await;
+    let second = wall
+        .ok("live.wall.say", json!({"say": "second"}), "wallSaySuccess")
+        .await;
     for phone in [&mut alice, &mut bob] {
         phone.hears("wallSayBroadcast").await;
     }
-    wall.ok("live.wall.recall", json!({"id": said["id"]}), "wallRecallSuccess").await;
+    wall.ok(
+        "live.wall.recall",
+        json!({"id": said["id"]}),
+        "wallRecallSuccess",
+    )
+    .await;
     for phone in [&mut alice, &mut bob] {
         assert_eq!(phone.hears("wallSayRecall").await, said["id"]);
     }
-    let history = bob.ok("live.user.history", json!({}), "wallSayHistory").await;
-    assert_eq!(ids(&history), vec![id(&second["id"])], "recalled messages are left out, newest first");
+    let history = bob
+        .ok("live.user.history", json!({}), "wallSayHistory")
+        .await;
+    assert_eq!(
+        ids(&history),
+        vec![id(&second["id"])],
+        "recalled messages are left out, newest first"
+    );
 
     // Bob's host dies without a close sequence: node a prunes him from the room.
     drop(bob);
     let b_dir = b.into_dir();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while room_members(&redis, "LIVE_USER_ROOM") != vec![alice_fd.clone()] {
-        assert!(tokio::time::Instant::now() < deadline, "node b's phone was not pruned from the room");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node b's phone was not pruned from the room"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    wall.ok("live.wall.say", json!({"say": "after b died"}), "wallSaySuccess").await;
+    wall.ok(
+        "live.wall.say",
+        json!({"say": "after b died"}),
+        "wallSaySuccess",
+    )
+    .await;
     assert_eq!(alice.hears("wallSayBroadcast").await["say"], "after b died");
-    wall.ok("live.wall.clean", json!({}), "wallCleanSuccess").await;
-    let queue = wall.ok("live.wall.history", json!({"type": "user"}), "userSayHistory").await;
+    wall.ok("live.wall.clean", json!({}), "wallCleanSuccess")
+        .await;
+    let queue = wall
+        .ok(
+            "live.wall.history",
+            json!({"type": "user"}),
+            "userSayHistory",
+        )
+        .await;
     assert_eq!(ids(&queue), Vec::<i64>::new());
     drop(b_dir);
 }
@@ -86,16 +143,24 @@ async fn a_phone_that_closes_leaves_the_room_through_its_close_sequence() {
     let redis = RedisServer::start();
     let host = TestHost::start(&redis.registry_toml("node-a")).await;
     let mut phone = connect(&host, "301", "wechatUser", ROOM, "carol").await;
-    phone.ok("live.user.join", json!({}), "userJoinSuccess").await;
+    phone
+        .ok("live.user.join", json!({}), "userJoinSuccess")
+        .await;
     let fd = phone.fd().await;
     assert_eq!(room_members(&redis, "LIVE_USER_ROOM"), vec![fd.clone()]);
     phone.close(1000).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !room_members(&redis, "LIVE_USER_ROOM").is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the closed phone is still in the room");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed phone is still in the room"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(redis.cli(&["EXISTS", &format!("mswoole:WEBSOCKET_FdController_{fd}")]), "0");
+    assert_eq!(
+        redis.cli(&["EXISTS", &format!("mswoole:WEBSOCKET_FdController_{fd}")]),
+        "0"
+    );
 }
 
 #[tokio::test]
@@ -104,8 +169,11 @@ async fn live_actions_answer_503_while_redis_is_away_and_rooms_come_back() {
     let host = TestHost::start(&redis.registry_toml("node-a")).await;
     let mut wall = connect(&host, "w-9", "wall", ROOM, "screen").await;
     let mut phone = connect(&host, "309", "wechatUser", ROOM, "dave").await;
-    wall.ok("live.wall.join", json!({}), "wallJoinSuccess").await;
-    phone.ok("live.user.join", json!({}), "userJoinSuccess").await;
+    wall.ok("live.wall.join", json!({}), "wallJoinSuccess")
+        .await;
+    phone
+        .ok("live.user.join", json!({}), "userJoinSuccess")
+        .await;
 
     redis.stop();
     let reply = wall.act("live.wall.say", json!({"say": "anyone?"})).await;
@@ -115,10 +183,16 @@ async fn live_actions_answer_503_while_redis_is_away_and_rooms_come_back() {
 
     redis.restart();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while room_members(&redis, "LIVE_USER_ROOM").len() != 1 || room_members(&redis, "LIVE_WALL_ROOM").len() != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the rooms were not re-asserted after Redis came back empty");
+    while room_members(&redis, "LIVE_USER_ROOM").len() != 1
+        || room_members(&redis, "LIVE_WALL_ROOM").len() != 1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rooms were not re-asserted after Redis came back empty"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    wall.ok("live.wall.say", json!({"say": "back"}), "wallSaySuccess").await;
+    wall.ok("live.wall.say", json!({"say": "back"}), "wallSaySuccess")
+        .await;
     assert_eq!(phone.hears("wallSayBroadcast").await["say"], "back");
 }

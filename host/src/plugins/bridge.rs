@@ -5,7 +5,10 @@
 //! vtable inside the plugin. Panics are caught on the plugin's side (see
 //! `plugin-api`'s `export`); a panic that still surfaces here is caught again.
 
-use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap, future::Future, panic::AssertUnwindSafe, pin::Pin, sync::Arc, task::Poll,
+    time::Duration,
+};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -140,11 +143,18 @@ pub async fn call(
     call: Call,
     timeout: Duration,
 ) -> Result<Option<Envelope>, CallError> {
-    let future = AssertUnwindSafe(generation.module.call(call)).catch_unwind();
-    let outcome = match tokio::time::timeout(timeout, future).await {
-        Err(_) => return Err(CallError::Timeout(timeout.as_millis() as u64)),
-        Ok(Err(_)) => return Err(CallError::Panicked("the module's future panicked".into())),
-        Ok(Ok(outcome)) => outcome,
+    let mut future = AssertUnwindSafe(generation.module.call(call)).catch_unwind();
+    // A call that needs nothing from the host is done on its first poll: no timer for it.
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await;
+    let caught = match first {
+        Poll::Ready(caught) => caught,
+        Poll::Pending => match tokio::time::timeout(timeout, future).await {
+            Err(_) => return Err(CallError::Timeout(timeout.as_millis() as u64)),
+            Ok(caught) => caught,
+        },
+    };
+    let Ok(outcome) = caught else {
+        return Err(CallError::Panicked("the module's future panicked".into()));
     };
     match outcome.into_result() {
         Ok(reply) => reply

@@ -67,7 +67,7 @@ impl Module for Index {
             match (request.controller.as_str(), request.action.as_str()) {
                 ("Index", "index") => Ok(Some(Envelope::ok("success", "执行完成"))),
                 ("Index", "echo") => Ok(Some(
-                    Envelope::ok("echo", "收到").with_param(&request.message),
+                    Envelope::ok("echo", "收到").with_param(request.message()),
                 )),
                 ("Index", "stats") => Ok(Some(
                     Envelope::ok("stats", "统计")
@@ -86,7 +86,7 @@ impl Module for Index {
                 ("Debug", "panic") => panic!("index.debug.panic was asked to panic"),
                 ("Debug", "sleep") => {
                     let ms = request
-                        .message
+                        .message()
                         .get("ms")
                         .and_then(Value::as_u64)
                         .unwrap_or(100);
@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn echo_returns_the_message_as_received() {
         let message = request("f1", "Index", "echo", json!({"say": "hi"}), &identity());
-        let expected = message.message.clone();
+        let expected = message.message().clone();
         let reply = call(&index(json!({})), message).expect("echo answers");
         let param = reply
             .and_then(|e| e.param.into_option())

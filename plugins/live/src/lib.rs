@@ -177,9 +177,9 @@ impl Module for Live {
             let room = Room::new(host, &caller.code, settings.message_ttl_s);
             match role {
                 Role::WechatUser => {
-                    user::call(&room, &caller, &request.action, &request.message).await
+                    user::call(&room, &caller, &request.action, request.message()).await
                 }
-                Role::Wall => wall::call(&room, &caller, &request.action, &request.message).await,
+                Role::Wall => wall::call(&room, &caller, &request.action, request.message()).await,
             }
         })
     }
