@@ -1,8 +1,8 @@
 //! The connections this node holds, and the outbound queue of each.
 //!
-//! Senders (a module's reply, a room broadcast, the manager) never write to a
-//! socket: they put a frame on the connection's bounded [`Outbound`] queue and its
-//! writer task does the I/O.
+//! Other tasks (a room broadcast, a push, the manager) never write to a socket:
+//! they put a frame on the connection's bounded [`Outbound`] queue and the
+//! connection's own task does the I/O.
 
 use std::{
     collections::HashMap,

@@ -1,18 +1,19 @@
 //! One client connection, from the upgrade to the end of its close sequence.
 //!
-//! Two tasks per connection: this one reads frames and runs the client's calls
-//! one at a time, in arrival order; a writer task drains the outbound queue into
-//! the socket. Reading goes on while a call runs, so `2` is answered at once and
-//! any frame resets the idle timer, but at most [`MAX_PENDING`] messages wait
-//! before reading pauses: a client cannot make the host buffer without bound.
-//! Whatever ends the connection, the close sequence of DESIGN §2 runs.
+//! One task per connection, as mini-redis has one `Handler` per socket: it reads
+//! frames, runs the client's calls one at a time in arrival order, writes their
+//! replies, and writes what other tasks queued for it ([`Inbox`]). Replies are
+//! written without a flush each; the task flushes once before it waits again, so a
+//! batch of requests costs one write. Reading goes on while a call waits on the
+//! host, so `2` is answered at once and any frame resets the idle timer, but at most
+//! [`MAX_PENDING`] messages wait before reading pauses; and while the socket does
+//! not drain, the task waits on it and reads nothing (back-pressure on this
+//! connection only), up to [`STALL`]. Whatever ends the connection, the close
+//! sequence of DESIGN §2 runs.
 
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use futures_util::{
-    stream::{SplitSink, SplitStream},
-    FutureExt, SinkExt, StreamExt,
-};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use mswoole_plugin_api::ffi::Call;
 use serde_json::{Map, Value};
 use tokio::{net::TcpStream, time::Instant};
@@ -32,11 +33,12 @@ use crate::{
     error::CallError,
     identity::Identity,
     message::{self, Inbound},
-    outbound::{self, Drain, Outbound},
+    outbound::{self, Inbox},
     plugins::bridge::{self, Hook},
     registry::{close_keys_key, controllers_key},
     router::{self, module_name},
     shared::Shared,
+    shutdown::Shutdown,
 };
 
 /// The acknowledgement every valid message gets first (MSwoole's text), prebuilt.
@@ -68,21 +70,20 @@ enum End {
     Shutdown,
     /// A module or the manager closed it: 1000.
     Kicked,
-    /// The client stopped reading: 1008 (it will not read the frame either).
+    /// The client stopped reading: 1008 (it will not read the frame either, so it is not sent).
     Stalled,
 }
 
 impl End {
     fn close_frame(&self) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            End::ClientGone => return None,
+            End::ClientGone | End::Stalled => return None,
             End::Idle => (1000, "idle timeout"),
             End::TooBig => (1009, "message too big"),
             End::BadInput(code) => (*code, "bad request"),
             End::BadUtf8 => (1007, "invalid utf-8"),
             End::Shutdown => (1001, "server stopping"),
             End::Kicked => (1000, "closed by server"),
-            End::Stalled => (1008, "not reading"),
         };
         Some(CloseFrame {
             code: CloseCode::from(code),
@@ -95,74 +96,68 @@ fn text(envelope: &Envelope) -> Message {
     Message::Text(Utf8Bytes::from(envelope.to_json()))
 }
 
-/// One connection's reading side and its state.
+/// One connection and its state.
 struct Handler {
     shared: Arc<Shared>,
     identity: Arc<Identity>,
-    outbound: Outbound,
+    /// The WebSocket, read and written by this task only.
+    socket: Socket,
+    /// Frames other tasks queued for this connection.
+    inbox: Inbox,
     /// Messages waiting for the call in progress, as `(method, body)`.
     pending: VecDeque<(String, Map<String, Value>)>,
     /// Bad input seen: answer once the messages before it are answered.
     bad_input: Option<u16>,
+    /// Frames written since the last flush.
+    unflushed: bool,
 }
 
 /// Runs a connection until it ends, then its close sequence.
 pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     let identity = Arc::new(identity);
-    let (outbound, drain) = outbound::queue(shared.config.limits.outbound_queue);
+    let (outbound, inbox) = outbound::queue(shared.config.limits.outbound_queue);
     let close = CancellationToken::new();
-    let stalled = CancellationToken::new();
     if let Err(error) = shared.registry.register(&identity).await {
         tracing::warn!(fd = %identity.fd, "connection not recorded in the registry: {error}");
     }
     shared.clients.insert(ClientHandle {
-        outbound: outbound.clone(),
+        outbound,
         close: close.clone(),
         identity: identity.clone(),
     });
 
-    let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write(sink, drain, stalled.clone()));
     let mut handler = Handler {
         shared: shared.clone(),
         identity: identity.clone(),
-        outbound,
+        socket,
+        inbox,
         pending: VecDeque::new(),
         bad_input: None,
+        unflushed: false,
     };
-    let end = handler.read(stream, &close, &stalled).await;
+    let end = handler.serve(&close).await;
     tracing::debug!(fd = %identity.fd, ?end, "connection ends");
-
     shared.clients.remove(&identity.fd);
-    if let Some(frame) = end.close_frame().filter(|_| end != End::Stalled) {
+    if let Some(frame) = end.close_frame() {
         let _ = tokio::time::timeout(
             CLOSE_GRACE,
-            handler.outbound.send_own(Message::Close(Some(frame))),
+            handler.socket.send(Message::Close(Some(frame))),
         )
         .await;
     }
     drop(handler);
-    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
-        tracing::debug!(fd = %identity.fd, "writer did not finish in time");
-    }
     close_sequence(&shared, &identity).await;
 }
 
 impl Handler {
-    /// Reads frames and runs calls until the connection ends.
-    async fn read(
-        &mut self,
-        mut stream: SplitStream<Socket>,
-        close: &CancellationToken,
-        stalled: &CancellationToken,
-    ) -> End {
+    /// Reads frames, runs calls and writes until the connection ends.
+    async fn serve(&mut self, close: &CancellationToken) -> End {
         let idle = Duration::from_secs(self.shared.config.heartbeat.idle_s);
         // Pinned once: building these futures anew on every turn of the loop costs a
         // waiter registration each, on every message.
-        let shutdown = self.shared.shutdown.clone();
-        let (stopping, kicked, stuck) =
-            (shutdown.stopping(), close.cancelled(), stalled.cancelled());
-        tokio::pin!(stopping, kicked, stuck);
+        let shutdown: Shutdown = self.shared.shutdown.clone();
+        let (stopping, kicked) = (shutdown.stopping(), close.cancelled());
+        tokio::pin!(stopping, kicked);
         // The timer is moved only when it fires early; a frame just moves `deadline`.
         let mut deadline = Instant::now() + idle;
         let idle_timer = tokio::time::sleep_until(deadline);
@@ -178,26 +173,33 @@ impl Handler {
                         None => in_flight = Some(call),
                     }
                 } else if let Some(code) = self.bad_input {
-                    let _ = self
-                        .outbound
-                        .send_own(text(&CallError::BadRequest.envelope()))
-                        .await;
-                    return End::BadInput(code);
+                    self.write(text(&CallError::BadRequest.envelope())).await;
+                    return self
+                        .flush(&mut stopping)
+                        .await
+                        .unwrap_or(End::BadInput(code));
                 } else {
                     break;
                 }
+            }
+            if let Some(end) = self.flush(&mut stopping).await {
+                return end;
             }
             let reading = self.bad_input.is_none() && self.pending.len() < MAX_PENDING;
             tokio::select! {
                 biased;
                 _ = &mut stopping => return End::Shutdown,
                 _ = &mut kicked => return End::Kicked,
-                _ = &mut stuck => return End::Stalled,
                 outcome = finish(&mut in_flight), if in_flight.is_some() => {
                     in_flight = None;
                     self.answer(outcome).await;
                 }
-                frame = stream.next(), if reading => {
+                frames = self.inbox.take() => {
+                    for frame in frames {
+                        self.write(frame).await;
+                    }
+                }
+                frame = self.socket.next(), if reading => {
                     deadline = Instant::now() + idle;
                     if let Some(end) = self.on_frame(frame).await {
                         return end;
@@ -210,6 +212,29 @@ impl Handler {
                     idle_timer.as_mut().reset(deadline);
                 }
             }
+        }
+    }
+
+    /// Writes a frame into the socket's buffer; [`Handler::flush`] sends it.
+    async fn write(&mut self, frame: Message) {
+        // An error here is the socket's; the next read or flush reports it and ends the connection.
+        let _ = self.socket.feed(frame).await;
+        self.unflushed = true;
+    }
+
+    /// Sends what was written; `Some` when the connection must end instead.
+    async fn flush(&mut self, stopping: &mut Pin<&mut impl Future<Output = ()>>) -> Option<End> {
+        if !self.unflushed {
+            return None;
+        }
+        self.unflushed = false;
+        tokio::select! {
+            flushed = tokio::time::timeout(STALL, self.socket.flush()) => match flushed {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) => Some(End::ClientGone),
+                Err(_) => Some(End::Stalled),
+            },
+            _ = stopping.as_mut() => Some(End::Shutdown),
         }
     }
 
@@ -226,10 +251,7 @@ impl Handler {
             Some(Ok(Message::Text(text))) => {
                 match message::parse(text.as_str()) {
                     Ok(Inbound::Ping) => {
-                        let _ = self
-                            .outbound
-                            .send_own(Message::Text(Utf8Bytes::from_static("3")))
-                            .await;
+                        self.write(Message::Text(Utf8Bytes::from_static("3"))).await
                     }
                     Ok(Inbound::Message { method, body }) => self.pending.push_back((method, body)),
                     Err(_) => self.bad_input = Some(1007),
@@ -250,13 +272,10 @@ impl Handler {
 
     /// Acknowledges a message and starts its call.
     async fn start(&mut self, method: String, body: Map<String, Value>) -> CallFuture {
-        let config = &self.shared.config;
-        if config.protocol.ack {
-            let _ = self
-                .outbound
-                .send_own(Message::Text(Utf8Bytes::from_static(ACK)))
-                .await;
+        if self.shared.config.protocol.ack {
+            self.write(Message::Text(Utf8Bytes::from_static(ACK))).await;
         }
+        let config = &self.shared.config;
         let resolved = router::route(&method).and_then(|route| {
             let (generation, _fallback) = self.shared.plugins.resolve(&route)?;
             Ok((route, generation))
@@ -277,7 +296,7 @@ impl Handler {
         }
     }
 
-    /// Sends a call's reply, or the envelope of its error.
+    /// Writes a call's reply, or the envelope of its error.
     async fn answer(&mut self, outcome: CallOutcome) {
         let envelope = match outcome {
             Ok(Some(envelope)) => envelope,
@@ -289,7 +308,7 @@ impl Handler {
                 error.envelope()
             }
         };
-        let _ = self.outbound.send_own(text(&envelope)).await;
+        self.write(text(&envelope)).await;
     }
 }
 
@@ -298,37 +317,6 @@ async fn finish(in_flight: &mut Option<CallFuture>) -> CallOutcome {
     match in_flight {
         Some(call) => call.await,
         None => std::future::pending().await,
-    }
-}
-
-/// Drains the outbound queue into the socket, batching what is queued into one flush.
-///
-/// Ends after a close frame, when every sender is gone, on a write error, or when
-/// one flush takes longer than [`STALL`]: then `stalled` tells the reader.
-async fn write(mut sink: SplitSink<Socket, Message>, drain: Drain, stalled: CancellationToken) {
-    let Drain {
-        frames: mut queue,
-        drained,
-    } = drain;
-    while let Some(first) = queue.recv().await {
-        let batch = async {
-            let mut closing = matches!(first, Message::Close(_));
-            sink.feed(first).await?;
-            while !closing {
-                let Ok(next) = queue.try_recv() else { break };
-                closing = matches!(next, Message::Close(_));
-                sink.feed(next).await?;
-            }
-            sink.flush().await.map(|()| closing)
-        };
-        match tokio::time::timeout(STALL, batch).await {
-            Ok(Ok(false)) => drained.notify_waiters(),
-            Ok(Ok(true)) | Ok(Err(_)) => return,
-            Err(_) => {
-                stalled.cancel();
-                return;
-            }
-        }
     }
 }
 
