@@ -14,11 +14,10 @@ use std::{
 };
 
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     identity::Identity,
-    outbound::{Offer, Outbound},
+    outbound::{CloseRequest, Offer, Outbound},
 };
 
 /// How long a client may leave its queue undrained before it is closed with 1008.
@@ -29,8 +28,6 @@ pub const STALL: Duration = Duration::from_secs(10);
 pub struct ClientHandle {
     /// Its outbound queue.
     pub outbound: Outbound,
-    /// Cancelled to ask the connection to close (1000).
-    pub close: CancellationToken,
     /// Who it is.
     pub identity: Arc<Identity>,
 }
@@ -95,6 +92,13 @@ impl Clients {
         reached
     }
 
+    /// Asks every local connection to close because the host is stopping.
+    pub fn close_all_for_shutdown(&self) {
+        for handle in self.read().values() {
+            handle.outbound.close(CloseRequest::Shutdown);
+        }
+    }
+
     /// Queues a frame for every local connection; returns how many.
     pub fn send_all(&self, text: &Utf8Bytes) -> u64 {
         let table = self.read();
@@ -108,7 +112,7 @@ impl Clients {
     pub fn close(&self, fd: &str) -> bool {
         self.read()
             .get(fd)
-            .map(|handle| handle.close.cancel())
+            .map(|handle| handle.outbound.close(CloseRequest::Kick))
             .is_some()
     }
 

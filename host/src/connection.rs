@@ -25,7 +25,6 @@ use tokio_tungstenite::{
     },
     WebSocketStream,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     clients::{ClientHandle, STALL},
@@ -33,12 +32,11 @@ use crate::{
     error::CallError,
     identity::Identity,
     message::{self, Inbound},
-    outbound::{self, Inbox},
+    outbound::{self, CloseRequest, Inbox, Mail},
     plugins::bridge::{self, Hook},
     registry::{close_keys_key, controllers_key},
     router::{self, module_name},
     shared::Shared,
-    shutdown::Shutdown,
 };
 
 /// The acknowledgement every valid message gets first (MSwoole's text), prebuilt.
@@ -116,13 +114,11 @@ struct Handler {
 pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     let identity = Arc::new(identity);
     let (outbound, inbox) = outbound::queue(shared.config.limits.outbound_queue);
-    let close = CancellationToken::new();
     if let Err(error) = shared.registry.register(&identity).await {
         tracing::warn!(fd = %identity.fd, "connection not recorded in the registry: {error}");
     }
     shared.clients.insert(ClientHandle {
         outbound,
-        close: close.clone(),
         identity: identity.clone(),
     });
 
@@ -135,7 +131,11 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         bad_input: None,
         unflushed: false,
     };
-    let end = handler.serve(&close).await;
+    // A stop that began before this connection was in the table did not reach it.
+    let end = match shared.shutdown.is_stopping() {
+        true => End::Shutdown,
+        false => handler.serve().await,
+    };
     tracing::debug!(fd = %identity.fd, ?end, "connection ends");
     shared.clients.remove(&identity.fd);
     if let Some(frame) = end.close_frame() {
@@ -151,13 +151,8 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
 
 impl Handler {
     /// Reads frames, runs calls and writes until the connection ends.
-    async fn serve(&mut self, close: &CancellationToken) -> End {
+    async fn serve(&mut self) -> End {
         let idle = Duration::from_secs(self.shared.config.heartbeat.idle_s);
-        // Pinned once: building these futures anew on every turn of the loop costs a
-        // waiter registration each, on every message.
-        let shutdown: Shutdown = self.shared.shutdown.clone();
-        let (stopping, kicked) = (shutdown.stopping(), close.cancelled());
-        tokio::pin!(stopping, kicked);
         // The timer is moved only when it fires early; a frame just moves `deadline`.
         let mut deadline = Instant::now() + idle;
         let idle_timer = tokio::time::sleep_until(deadline);
@@ -174,31 +169,30 @@ impl Handler {
                     }
                 } else if let Some(code) = self.bad_input {
                     self.write(text(&CallError::BadRequest.envelope())).await;
-                    return self
-                        .flush(&mut stopping)
-                        .await
-                        .unwrap_or(End::BadInput(code));
+                    return self.flush().await.unwrap_or(End::BadInput(code));
                 } else {
                     break;
                 }
             }
-            if let Some(end) = self.flush(&mut stopping).await {
+            if let Some(end) = self.flush().await {
                 return end;
             }
             let reading = self.bad_input.is_none() && self.pending.len() < MAX_PENDING;
             tokio::select! {
                 biased;
-                _ = &mut stopping => return End::Shutdown,
-                _ = &mut kicked => return End::Kicked,
                 outcome = finish(&mut in_flight), if in_flight.is_some() => {
                     in_flight = None;
                     self.answer(outcome).await;
                 }
-                frames = self.inbox.take() => {
-                    for frame in frames {
-                        self.write(frame).await;
+                mail = self.inbox.take() => match mail {
+                    Mail::Frames(frames) => {
+                        for frame in frames {
+                            self.write(frame).await;
+                        }
                     }
-                }
+                    Mail::Close(CloseRequest::Kick) => return End::Kicked,
+                    Mail::Close(CloseRequest::Shutdown) => return End::Shutdown,
+                },
                 frame = self.socket.next(), if reading => {
                     deadline = Instant::now() + idle;
                     if let Some(end) = self.on_frame(frame).await {
@@ -223,18 +217,15 @@ impl Handler {
     }
 
     /// Sends what was written; `Some` when the connection must end instead.
-    async fn flush(&mut self, stopping: &mut Pin<&mut impl Future<Output = ()>>) -> Option<End> {
+    async fn flush(&mut self) -> Option<End> {
         if !self.unflushed {
             return None;
         }
         self.unflushed = false;
-        tokio::select! {
-            flushed = tokio::time::timeout(STALL, self.socket.flush()) => match flushed {
-                Ok(Ok(())) => None,
-                Ok(Err(_)) => Some(End::ClientGone),
-                Err(_) => Some(End::Stalled),
-            },
-            _ = stopping.as_mut() => Some(End::Shutdown),
+        match tokio::time::timeout(STALL, self.socket.flush()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(_)) => Some(End::ClientGone),
+            Err(_) => Some(End::Stalled),
         }
     }
 
@@ -288,7 +279,7 @@ impl Handler {
                     fd: self.identity.fd.as_str().into(),
                     controller: route.controller.into(),
                     action: route.action.into(),
-                    message: message.to_string().into(),
+                    message: serde_json::to_string(&message).unwrap_or_default().into(),
                 };
                 let timeout = Duration::from_millis(config.limits.call_timeout_ms);
                 Box::pin(bridge::call(generation, call, timeout))

@@ -8,6 +8,9 @@
 //! reading fills that; what is sent to it then is dropped and counted, and its task
 //! closes it once its socket has not drained for `STALL`.
 //!
+//! Requests to close the connection (a module's `close`, the host stopping) come
+//! the same way, so the connection waits on one thing instead of three.
+//!
 //! A `VecDeque` behind a mutex rather than a channel: it allocates nothing until a
 //! frame arrives, which matters for the idle memory per connection.
 
@@ -19,11 +22,38 @@ use std::{
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
+/// Why another task wants the connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseRequest {
+    /// A module or the manager closed it: 1000.
+    Kick,
+    /// The host is stopping: 1001.
+    Shutdown,
+}
+
+/// What the connection task finds in its inbox.
+#[derive(Debug, PartialEq)]
+pub enum Mail {
+    /// Frames to write, in order.
+    Frames(VecDeque<Message>),
+    /// Close the connection.
+    Close(CloseRequest),
+}
+
+/// What a queue holds.
+#[derive(Debug, Default)]
+struct Held {
+    /// Frames in arrival order.
+    frames: VecDeque<Message>,
+    /// A close request, which goes before any frame still queued.
+    close: Option<CloseRequest>,
+}
+
 /// The queue of one connection, shared by its senders and its task.
 #[derive(Debug)]
 struct Queue {
-    /// Frames in arrival order.
-    frames: Mutex<VecDeque<Message>>,
+    /// Frames and a close request.
+    held: Mutex<Held>,
     /// Signalled when a frame is queued (a permit is kept if nobody waits yet).
     ready: Notify,
     /// Most frames held at once.
@@ -46,7 +76,7 @@ pub enum Offer {
 /// A queue holding up to `capacity` frames, as both of its ends.
 pub fn queue(capacity: usize) -> (Outbound, Inbox) {
     let queue = Arc::new(Queue {
-        frames: Mutex::new(VecDeque::new()),
+        held: Mutex::default(),
         ready: Notify::new(),
         capacity: capacity.max(1),
     });
@@ -54,8 +84,8 @@ pub fn queue(capacity: usize) -> (Outbound, Inbox) {
 }
 
 impl Queue {
-    fn frames(&self) -> MutexGuard<'_, VecDeque<Message>> {
-        self.frames
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -64,14 +94,24 @@ impl Queue {
 impl Outbound {
     /// Queues a frame without waiting.
     pub fn offer(&self, frame: Message) -> Offer {
-        let mut frames = self.0.frames();
-        if frames.len() >= self.0.capacity {
+        let mut held = self.0.held();
+        if held.frames.len() >= self.0.capacity {
             return Offer::Full;
         }
-        frames.push_back(frame);
-        drop(frames);
+        held.frames.push_back(frame);
+        drop(held);
         self.0.ready.notify_one();
         Offer::Queued
+    }
+
+    /// Asks the connection to close; a shutdown outranks a kick.
+    pub fn close(&self, request: CloseRequest) {
+        let mut held = self.0.held();
+        if held.close != Some(CloseRequest::Shutdown) {
+            held.close = Some(request);
+        }
+        drop(held);
+        self.0.ready.notify_one();
     }
 }
 
@@ -80,15 +120,22 @@ impl Outbound {
 pub struct Inbox(Arc<Queue>);
 
 impl Inbox {
-    /// Waits until frames are queued, then takes all of them.
-    pub async fn take(&self) -> VecDeque<Message> {
+    /// Waits until something arrives: a close request first, else every queued frame.
+    pub async fn take(&self) -> Mail {
         loop {
-            let taken = std::mem::take(&mut *self.0.frames());
-            if !taken.is_empty() {
-                return taken;
+            if let Some(mail) = self.try_take() {
+                return mail;
             }
             self.0.ready.notified().await;
         }
+    }
+
+    fn try_take(&self) -> Option<Mail> {
+        let mut held = self.0.held();
+        if let Some(request) = held.close {
+            return Some(Mail::Close(request));
+        }
+        (!held.frames.is_empty()).then(|| Mail::Frames(std::mem::take(&mut held.frames)))
     }
 }
 
@@ -104,10 +151,25 @@ mod tests {
         assert_eq!(outbound.offer(Message::text("a")), Offer::Queued);
         assert_eq!(outbound.offer(Message::text("b")), Offer::Queued);
         assert_eq!(outbound.offer(Message::text("c")), Offer::Full);
-        assert_eq!(inbox.take().await, [Message::text("a"), Message::text("b")]);
+        assert_eq!(
+            inbox.take().await,
+            Mail::Frames([Message::text("a"), Message::text("b")].into())
+        );
         let waiting = tokio::time::timeout(Duration::from_millis(20), inbox.take()).await;
         assert!(waiting.is_err(), "an empty queue waits");
         assert_eq!(outbound.offer(Message::text("d")), Offer::Queued);
-        assert_eq!(inbox.take().await, [Message::text("d")]);
+        assert_eq!(
+            inbox.take().await,
+            Mail::Frames([Message::text("d")].into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_close_request_goes_first_and_shutdown_outranks_a_kick() {
+        let (outbound, inbox) = queue(4);
+        outbound.offer(Message::text("a"));
+        outbound.close(CloseRequest::Shutdown);
+        outbound.close(CloseRequest::Kick);
+        assert_eq!(inbox.take().await, Mail::Close(CloseRequest::Shutdown));
     }
 }

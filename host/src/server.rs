@@ -177,6 +177,7 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     shared.shutdown.stopping().await;
     tracing::info!("stopping: closing every client");
+    shared.clients.close_all_for_shutdown();
     tracker.close();
     if tokio::time::timeout(STOP_GRACE, tracker.wait())
         .await
