@@ -118,7 +118,7 @@ pub fn construct(
 /// The state is copied into a host-owned string first: the old version may be
 /// unloaded while the new one still holds it.
 pub fn hand_over(old: &Generation, new: &ModuleBox) -> Result<(), String> {
-    let exported = match old.module.export_state().into_result() {
+    let exported = match old.module().export_state().into_result() {
         Ok(state) => state
             .into_option()
             .map(|state| RString::from(state.as_str())),
@@ -143,7 +143,7 @@ pub async fn call(
     call: Call,
     timeout: Duration,
 ) -> Result<Option<Envelope>, CallError> {
-    let mut future = AssertUnwindSafe(generation.module.call(call)).catch_unwind();
+    let mut future = AssertUnwindSafe(generation.module().call(call)).catch_unwind();
     // A call that needs nothing from the host is done on its first poll: no timer for it.
     let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await;
     let caught = match first {
@@ -183,7 +183,7 @@ pub async fn hook(
     hook: Hook<'_>,
     timeout: Duration,
 ) -> Result<(), CallError> {
-    let module = &generation.module;
+    let module = generation.module();
     let future = match hook {
         Hook::Close(controller, info) => {
             module.on_close(controller.into(), info.to_string().into())

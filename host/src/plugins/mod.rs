@@ -43,8 +43,8 @@ use crate::{
 
 /// One loaded version of a module.
 pub struct Generation {
-    /// The constructed module. Declared first so it is dropped before anything else.
-    module: ModuleBox,
+    /// The module and its library; `None` only while the generation is dropped.
+    loaded: Option<Loaded>,
     /// What it declared.
     pub spec: ModuleSpec,
     /// 1 for the first version loaded, +1 for each swap.
@@ -53,14 +53,50 @@ pub struct Generation {
     pub file: PathBuf,
     /// When it was loaded.
     pub loaded_at: SystemTime,
-    /// The mapped library. Declared last: it is unloaded after everything above,
-    /// once the last call holding this generation has returned.
+}
+
+/// A constructed module and the library its code lives in.
+struct Loaded {
+    /// Dropped first: its vtable is inside `library`.
+    module: ModuleBox,
+    /// The mapped library.
     library: loader::Library,
 }
 
+impl Generation {
+    /// The constructed module.
+    fn module(&self) -> &ModuleBox {
+        match &self.loaded {
+            Some(loaded) => &loaded.module,
+            None => unreachable!("a generation is only without its module while it is dropped"),
+        }
+    }
+
+    /// The private copy that is mapped.
+    fn copy(&self) -> &Path {
+        self.loaded
+            .as_ref()
+            .map_or(Path::new(""), |loaded| loaded.library.copy())
+    }
+}
+
 impl Drop for Generation {
+    /// Runs when the last call holding this version has returned: the module goes
+    /// first, then the library is unloaded on a blocking thread, so the connection
+    /// task that happened to drop the last reference does not wait on `dlclose`.
     fn drop(&mut self) {
-        tracing::info!(module = %self.spec.name, generation = self.number, "plugin version retired and unloaded");
+        if let Some(Loaded { module, library }) = self.loaded.take() {
+            drop(module);
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || drop(library))),
+                Err(_) => drop(library),
+            }
+        }
+        tracing::info!(
+            module = %self.spec.name,
+            generation = self.number,
+            "plugin version retired and unloaded"
+        );
     }
 }
 
@@ -274,12 +310,11 @@ impl Plugins {
             bridge::hand_over(previous, &module)?;
         }
         let generation = Arc::new(Generation {
-            module,
+            loaded: Some(Loaded { module, library }),
             number: previous.as_ref().map_or(1, |p| p.number + 1),
             spec,
             file: file.to_path_buf(),
             loaded_at: SystemTime::now(),
-            library,
         });
         let mut table = HashMap::clone(&self.current.load());
         table.insert(generation.spec.name.clone(), generation.clone());
@@ -328,7 +363,7 @@ impl Plugins {
                     "version": g.spec.version,
                     "generation": g.number,
                     "file": g.file.display().to_string(),
-                    "copy": g.library.copy().display().to_string(),
+                    "copy": g.copy().display().to_string(),
                     "loaded_at": unix(g.loaded_at),
                     "last_refusal": last_refusal(&g.file),
                     "controllers": g.spec.controllers.iter().map(|(name, c)| (name.clone(), json!(c.actions))).collect::<serde_json::Map<_, _>>(),
