@@ -114,15 +114,25 @@ pub struct Refusal {
 /// What identifies a version of a file on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
+    /// Size.
     len: u64,
+    /// Content change time.
     modified: Option<SystemTime>,
+    /// A file put in place by rename or hard link (as cargo does) is another inode,
+    /// even when a copy kept size and mtime.
+    inode: (u64, u64),
+    /// Inode change time, in nanoseconds.
+    changed: (i64, i64),
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
     let meta = fs::metadata(path).ok()?;
     Some(Stamp {
         len: meta.len(),
         modified: meta.modified().ok(),
+        inode: (meta.dev(), meta.ino()),
+        changed: (meta.ctime(), meta.ctime_nsec()),
     })
 }
 

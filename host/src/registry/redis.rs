@@ -104,6 +104,16 @@ fn map_error(error: RedisError) -> RegistryError {
     }
 }
 
+/// Awaits a Redis reply for at most [`COMMAND_TIMEOUT`]: past that, Redis counts as away.
+async fn within<T>(reply: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, reply).await {
+        Ok(result) => result.map_err(map_error),
+        Err(_) => Err(RegistryError::Unavailable(
+            "Redis did not answer in time".into(),
+        )),
+    }
+}
+
 fn node_marker(node: &str) -> String {
     format!("WEBSOCKET_NODE_{node}")
 }
@@ -173,22 +183,12 @@ impl RedisRegistry {
 
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async(&mut conn)).await {
-            Ok(result) => result.map_err(map_error),
-            Err(_) => Err(RegistryError::Unavailable(
-                "Redis did not answer in time".into(),
-            )),
-        }
+        within(cmd.query_async(&mut conn)).await
     }
 
     async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async(&mut conn)).await {
-            Ok(result) => result.map_err(map_error),
-            Err(_) => Err(RegistryError::Unavailable(
-                "Redis did not answer in time".into(),
-            )),
-        }
+        within(pipe.query_async(&mut conn)).await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -200,13 +200,9 @@ impl RedisRegistry {
         let mut invocation = script.key(self.key(UIDTOFD));
         invocation.arg(uid).arg(fd);
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async::<i64>(&mut conn)).await
-        {
-            Ok(result) => result.map(drop).map_err(map_error),
-            Err(_) => Err(RegistryError::Unavailable(
-                "Redis did not answer in time".into(),
-            )),
-        }
+        within(invocation.invoke_async::<i64>(&mut conn))
+            .await
+            .map(drop)
     }
 
     /// Removes everything a node's connections left: room memberships, identities,
