@@ -279,7 +279,7 @@ impl Handler {
                     fd: self.identity.fd.as_str().into(),
                     controller: route.controller.into(),
                     action: route.action.into(),
-                    message: serde_json::to_string(&message).unwrap_or_default().into(),
+                    message: message.into(),
                 };
                 let timeout = Duration::from_millis(config.limits.call_timeout_ms);
                 Box::pin(bridge::call(generation, call, timeout))

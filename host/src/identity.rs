@@ -61,6 +61,37 @@ pub struct Identity {
     pub code: String,
     /// The uid of a `wechatUser` (string form of `id`); `None` for other types.
     pub uid: Option<String>,
+    /// `"auth":{..},"fd":"..","code":".."` as JSON, built once: what every message of
+    /// this connection gets appended, with `auth`'s strings as they are and escaped.
+    injection: Injection,
+}
+
+/// The JSON members the host appends to every message, prebuilt.
+#[derive(Debug, Clone)]
+struct Injection {
+    /// With `auth`'s strings as they are.
+    plain: String,
+    /// With `auth`'s strings HTML-escaped.
+    escaped: String,
+}
+
+impl Injection {
+    fn new(fd: &str, code: &str, auth: &Value) -> Self {
+        let members = |auth: &Value| {
+            let mut tail = Map::new();
+            tail.insert("auth".into(), auth.clone());
+            tail.insert("fd".into(), Value::from(fd));
+            tail.insert("code".into(), Value::from(code));
+            let object = Value::Object(tail).to_string();
+            object[1..object.len() - 1].to_string()
+        };
+        let mut escaped = auth.clone();
+        crate::message::escape_strings(&mut escaped);
+        Injection {
+            plain: members(auth),
+            escaped: members(&escaped),
+        }
+    }
 }
 
 /// The string form of a JSON value used as an id (`1` → `"1"`, `"w-7"` → `"w-7"`).
@@ -80,13 +111,24 @@ impl Identity {
             _ => None,
         };
         let mut auth = claims.clone();
-        auth.remove("ctime");
+        auth.shift_remove("ctime");
+        let auth = Value::Object(auth);
         Identity {
+            injection: Injection::new(&fd, &code, &auth),
             fd,
             claims,
-            auth: Value::Object(auth),
+            auth,
             code,
             uid,
+        }
+    }
+
+    /// The members appended to every message of this connection (see [`crate::message::prepare`]).
+    pub fn injection(&self, escaped: bool) -> &str {
+        if escaped {
+            &self.injection.escaped
+        } else {
+            &self.injection.plain
         }
     }
 

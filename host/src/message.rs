@@ -39,19 +39,25 @@ pub fn parse(text: &str) -> Result<Inbound, CallError> {
     Ok(Inbound::Message { method, body })
 }
 
-/// Injects `fd`, `code` and `auth`, then escapes string values when `escape` is set.
-pub fn prepare(mut body: Map<String, Value>, identity: &Identity, escape: bool) -> Value {
-    body.insert("auth".into(), identity.auth.clone());
-    if escape {
-        for (key, value) in body.iter_mut() {
-            if key != "fd" && key != "code" {
-                escape_strings(value);
-            }
-        }
+/// The message a module gets, as JSON text: the client's object without its own
+/// `fd`, `code` and `auth`, strings escaped when `escape` is set, then the host's
+/// `auth`, `fd` and `code` appended (prebuilt per connection: they never change).
+pub fn prepare(mut body: Map<String, Value>, identity: &Identity, escape: bool) -> String {
+    for key in ["fd", "code", "auth"] {
+        body.shift_remove(key);
     }
-    body.insert("fd".into(), Value::from(identity.fd.as_str()));
-    body.insert("code".into(), Value::from(identity.code.as_str()));
-    Value::Object(body)
+    if escape {
+        body.values_mut().for_each(escape_strings);
+    }
+    // Serializing a map of JSON values cannot fail; serde_json's writer is faster than `Display`.
+    let mut text = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
+    text.pop();
+    if text.len() > 1 {
+        text.push(',');
+    }
+    text.push_str(identity.injection(escape));
+    text.push('}');
+    text
 }
 
 /// HTML-escapes every string value, recursively; keys are left alone.
@@ -99,6 +105,25 @@ mod tests {
         Identity::from_claims("node/1/7".into(), claims)
     }
 
+    fn parsed(text: String) -> Value {
+        serde_json::from_str(&text).expect("prepare writes JSON")
+    }
+
+    #[test]
+    fn client_keys_keep_their_order_and_the_host_keys_come_last() {
+        let text = prepare(body(json!({"b": 1, "fd": "x", "a": 2})), &identity(), false);
+        assert!(
+            text.starts_with(r#"{"b":1,"a":2,"auth":{"id":1,"#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#","fd":"node/1/7","code":"a&b"}"#),
+            "{text}"
+        );
+        let empty = prepare(Map::new(), &identity(), false);
+        assert!(empty.starts_with(r#"{"auth":"#), "{empty}");
+    }
+
     fn body(value: Value) -> Map<String, Value> {
         match value {
             Value::Object(map) => map,
@@ -122,11 +147,11 @@ mod tests {
 
     #[test]
     fn client_values_for_fd_code_auth_are_overwritten() {
-        let message = prepare(
+        let message = parsed(prepare(
             body(json!({"fd": "evil", "code": "other", "auth": {"id": 0}})),
             &identity(),
             false,
-        );
+        ));
         assert_eq!(message["fd"], "node/1/7");
         assert_eq!(message["code"], "a&b");
         assert_eq!(
@@ -138,7 +163,7 @@ mod tests {
     #[test]
     fn strings_are_escaped_recursively_except_fd_and_code() {
         let sent = json!({"say": "<b>&\"'", "list": ["<", {"k<": ">"}], "n": 5});
-        let message = prepare(body(sent), &identity(), true);
+        let message = parsed(prepare(body(sent), &identity(), true));
         assert_eq!(message["say"], "&lt;b&gt;&amp;&quot;&#039;");
         assert_eq!(message["list"], json!(["&lt;", {"k<": "&gt;"}]));
         assert_eq!(message["n"], 5);
