@@ -208,7 +208,7 @@ impl Default for Plugins {
 pub struct Runtime {
     /// Logs, pid file and private plugin copies.
     pub dir: PathBuf,
-    /// Worker threads; 0 = one per core.
+    /// Worker threads; 0 = one per core, 1 = the current-thread runtime.
     pub workers: usize,
 }
 

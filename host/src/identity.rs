@@ -53,12 +53,10 @@ pub fn node_of(fd: &str) -> Option<&str> {
 pub struct Identity {
     /// The connection id.
     pub fd: String,
-    /// The decoded token (anonymous: `{"id":fd,"type":"anonymous","code":"","nickname":""}`).
-    pub claims: Map<String, Value>,
-    /// The token minus `ctime`: what the host injects as `auth`.
-    pub auth: Value,
-    /// The room code, as a string.
-    pub code: String,
+    /// The decoded token as JSON text, what the registry records (anonymous:
+    /// `{"id":fd,"type":"anonymous","code":"","nickname":""}`). Text, not a map: a
+    /// connection holds it for its whole life, and text is a third of the memory.
+    pub info: String,
     /// The uid of a `wechatUser` (string form of `id`); `None` for other types.
     pub uid: Option<String>,
     /// `"auth":{..},"fd":"..","code":".."` as JSON, built once: what every message of
@@ -110,17 +108,23 @@ impl Identity {
             Some(Value::String(kind)) if kind == "wechatUser" => claims.get("id").map(id_string),
             _ => None,
         };
-        let mut auth = claims.clone();
+        let info = serde_json::to_string(&claims).unwrap_or_else(|_| "{}".into());
+        let mut auth = claims;
         auth.shift_remove("ctime");
-        let auth = Value::Object(auth);
         Identity {
-            injection: Injection::new(&fd, &code, &auth),
+            injection: Injection::new(&fd, &code, &Value::Object(auth)),
             fd,
-            claims,
-            auth,
-            code,
+            info,
             uid,
         }
+    }
+
+    /// The token minus `ctime`: what the host injects as `auth`.
+    #[cfg(test)]
+    pub fn auth(&self) -> Value {
+        let members: Value =
+            serde_json::from_str(&format!("{{{}}}", self.injection.plain)).unwrap_or_default();
+        members.get("auth").cloned().unwrap_or_default()
     }
 
     /// The members appended to every message of this connection (see [`crate::message::prepare`]).
@@ -144,15 +148,7 @@ impl Identity {
 
     /// `{fd, code, auth}`: what `onClose` receives, shaped like a message.
     pub fn close_info(&self, escape: bool) -> Value {
-        let mut info = Map::new();
-        info.insert("fd".into(), Value::from(self.fd.as_str()));
-        info.insert("code".into(), Value::from(self.code.as_str()));
-        let mut auth = self.auth.clone();
-        if escape {
-            crate::message::escape_strings(&mut auth);
-        }
-        info.insert("auth".into(), auth);
-        Value::Object(info)
+        serde_json::from_str(&format!("{{{}}}", self.injection(escape))).unwrap_or_default()
     }
 }
 
@@ -185,21 +181,22 @@ mod tests {
         let identity = Identity::from_claims("f".into(), user);
         assert_eq!(identity.uid.as_deref(), Some("1"));
         assert_eq!(
-            identity.auth,
+            identity.auth(),
             json!({"id": 1, "type": "wechatUser", "code": "demo"})
         );
         let Value::Object(wall) = json!({"id": "w-7", "type": "wall", "code": 42}) else {
             unreachable!()
         };
         let identity = Identity::from_claims("f".into(), wall);
-        assert_eq!((identity.uid, identity.code.as_str()), (None, "42"));
+        assert_eq!(identity.close_info(false)["code"], "42");
+        assert_eq!(identity.uid, None);
     }
 
     #[test]
     fn anonymous_identity_uses_the_fd_as_id() {
         let identity = Identity::anonymous("n/1/2".into());
         assert_eq!(
-            identity.auth,
+            identity.auth(),
             json!({"id": "n/1/2", "type": "anonymous", "code": "", "nickname": ""})
         );
     }

@@ -35,14 +35,17 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let outcome = cli::load_config(&cli).and_then(|config| {
-        let mut builder = if cli.is_start() {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            if config.runtime.workers > 0 {
-                builder.worker_threads(config.runtime.workers);
+        // One worker means the current-thread runtime: on one core the multi-threaded
+        // one served connections unevenly (p99 ~10x higher at 1,000 connections).
+        let mut builder = match (cli.is_start(), config.runtime.workers) {
+            (true, 1) | (false, _) => tokio::runtime::Builder::new_current_thread(),
+            (true, workers) => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                if workers > 0 {
+                    builder.worker_threads(workers);
+                }
+                builder
             }
-            builder
-        } else {
-            tokio::runtime::Builder::new_current_thread()
         };
         let runtime = builder
             .enable_all()

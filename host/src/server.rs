@@ -343,6 +343,8 @@ async fn handle(
         Ok(false) | Err(_) => return,
     }
     tracing::debug!(fd = %identity.fd, %ip, path = %head.path, "connected");
+    // The head is not needed any more; the connection lives long, its memory should not.
+    drop(head);
     let config = shared.websocket_config();
     let socket =
         WebSocketStream::from_partially_read(socket, rest, Role::Server, Some(config)).await;

@@ -132,7 +132,7 @@ impl MemoryRegistry {
 impl Registry for MemoryRegistry {
     async fn register(&self, identity: &Identity) -> Result<()> {
         let mut store = self.store();
-        let info = serde_json::Value::Object(identity.claims.clone()).to_string();
+        let info = identity.info.clone();
         store.hash(FDINFO)?.insert(identity.fd.clone(), info);
         if let Some(uid) = &identity.uid {
             store

@@ -451,7 +451,7 @@ async fn listen(registry: Arc<RedisRegistry>, shutdown: Shutdown) {
 #[async_trait]
 impl Registry for RedisRegistry {
     async fn register(&self, identity: &Identity) -> Result<()> {
-        let info = serde_json::Value::Object(identity.claims.clone()).to_string();
+        let info = identity.info.clone();
         self.shadow().insert(
             identity.fd.clone(),
             Shadow {
