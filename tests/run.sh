@@ -36,3 +36,7 @@ build_swap 8 construct-panic libswap_construct_panic.so
 build_swap 9 import-error libswap_import_error.so
 build_swap 0 normal libswap_v0.so
 cargo test --workspace "$@"
+# The load generator at smoke size (a few connections, a second each) against the
+# baseline and a host it starts: proves ws-bench works. Benchmarks are never timed
+# tests; docs/BENCHMARKS.md says how to run them.
+"$target/debug/ws-bench" smoke --host-bin "$target/debug/mswoole"

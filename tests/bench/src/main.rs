@@ -1,0 +1,105 @@
+//! `ws-bench`: load generator, bare baseline server and benchmark suite for the mswoole
+//! host (issue 5).
+//!
+//! The client side ([`client`], [`modes`]) runs on one current-thread tokio runtime by
+//! default so that it measures the server, not itself; [`baseline`] is the reference
+//! server; [`suite`] runs everything pinned with `taskset` and writes [`results`];
+//! [`smoke`] is the few-second CI check.
+
+mod baseline;
+mod client;
+mod envelope;
+mod machine;
+mod manager;
+mod modes;
+mod procfs;
+mod report;
+mod results;
+mod server;
+mod shard;
+mod smoke;
+mod stats;
+mod suite;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    baseline::BaselineArgs,
+    modes::{fanout::FanoutArgs, idle::IdleArgs, rate::RateArgs, rr::RrArgs, swap::SwapArgs},
+    report::Outcome,
+    smoke::SmokeArgs,
+    suite::SuiteArgs,
+};
+
+/// Load generator and benchmarks for the mswoole WebSocket host.
+#[derive(Debug, Parser)]
+#[command(name = "ws-bench", version, about)]
+struct Cli {
+    /// Print a mode's result as one JSON line instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Hold N authenticated connections with heartbeats; server memory per connection.
+    Idle(IdleArgs),
+    /// Closed-loop requests on C connections: requests/s and latency.
+    Rr(RrArgs),
+    /// A fixed offered load: server CPU time per request.
+    Rate(RateArgs),
+    /// A Live room broadcast to M members: time until the last one has it.
+    Fanout(FanoutArgs),
+    /// `rr` while the Index plugin file is replaced: the longest stall.
+    Swap(SwapArgs),
+    /// Run the bare baseline server.
+    Baseline(BaselineArgs),
+    /// Run every mode against the baseline and the host, pinned, and write the results
+    /// (needs `cargo build --release --workspace` first).
+    Suite(SuiteArgs),
+    /// A few-second check that the load generator works (for CI).
+    Smoke(SmokeArgs),
+}
+
+/// Runs a mode and prints its outcome; 0 when clean, 2 when it saw problems.
+fn report(json: bool, outcome: Result<Outcome, String>) -> Result<i32, String> {
+    let outcome = outcome?;
+    if json {
+        println!("{}", outcome.json());
+    } else {
+        print!("{}", outcome.table());
+    }
+    Ok(if outcome.problems().is_some() { 2 } else { 0 })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Thousands of sockets: use every file descriptor the hard limit allows.
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("ws-bench: cannot raise the open-file limit: {error}");
+    }
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Idle(args) => report(json, modes::idle::run(&args).map(Outcome::Idle)),
+        Command::Rr(args) => report(json, modes::rr::run(&args).map(Outcome::Rr)),
+        Command::Rate(args) => report(json, modes::rate::run(&args).map(Outcome::Rate)),
+        Command::Fanout(args) => report(json, modes::fanout::run(&args).map(Outcome::Fanout)),
+        Command::Swap(args) => report(json, modes::swap::run(&args).map(Outcome::Swap)),
+        Command::Baseline(args) => baseline::serve(&args).map(|()| 0),
+        Command::Suite(args) => suite::run(&args),
+        Command::Smoke(args) => smoke::run(&args),
+    };
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(error) => {
+            eprintln!("ws-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
