@@ -195,6 +195,10 @@ pub struct SwapResult {
     /// The longest wait of any other request: the machine's background noise, ms.
     #[serde(default)]
     pub longest_stall_elsewhere_ms: f64,
+    /// Per swap: ms from the new file in place to the manager reporting the new
+    /// generation (includes the watcher's 300 ms debounce); empty without `--manager`.
+    #[serde(default)]
+    pub swap_latency_ms: Vec<f64>,
     /// Requests answered with another envelope, or not at all.
     pub errors: u64,
     /// Connections lost during the run.
@@ -374,6 +378,7 @@ impl Outcome {
                     r.longest_stall_near_swaps_ms.to_string(),
                 ));
                 rows.push(("  elsewhere ms", r.longest_stall_elsewhere_ms.to_string()));
+                rows.push(("swap latency ms", list(&r.swap_latency_ms)));
                 rows.push(("errors", r.errors.to_string()));
                 rows.push(("lost", r.lost.to_string()));
             }
@@ -417,9 +422,9 @@ impl Outcome {
                 opt(&r.server_cpu_ms_per_post), r.client_cpu_ms_per_post
             ),
             Outcome::Swap(r) => format!(
-                "{} conns, {} swaps ({} failed, {} refused by the host), Index generation {} → {}: {:.0} req/s; longest stall {} ms ({} ms within 1 s of a swap, {} ms elsewhere); {}; errors {}, lost {}",
+                "{} conns, {} swaps ({} failed, {} refused by the host), Index generation {} → {}, swap latency (file in place → serving) {} ms: {:.0} req/s; longest stall {} ms ({} ms within 1 s of a swap, {} ms elsewhere); {}; errors {}, lost {}",
                 r.conns, r.swaps, r.swap_errors, r.refusals, opt(&r.generation_before), opt(&r.generation_after),
-                r.rps, r.longest_stall_ms, r.longest_stall_near_swaps_ms, r.longest_stall_elsewhere_ms,
+                list(&r.swap_latency_ms), r.rps, r.longest_stall_ms, r.longest_stall_near_swaps_ms, r.longest_stall_elsewhere_ms,
                 lat(&r.latency), r.errors, r.lost
             ),
         };
@@ -449,4 +454,16 @@ impl Outcome {
     pub fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// Milliseconds as `a, b, c` (`-` when there are none).
+fn list(values: &[f64]) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    values
+        .iter()
+        .map(f64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

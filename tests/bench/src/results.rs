@@ -310,12 +310,16 @@ fn rows(records: &[Record], setup: &Setup) -> Vec<Row> {
         swap,
         |_| "-".into(),
         |h| {
+            let slowest_swap = h.swap_latency_ms.iter().copied().fold(None, |most: Option<f64>, v| {
+                Some(most.map_or(v, |m| m.max(v)))
+            });
             format!(
-                "{}; {} (within 1 s of a swap: {}, elsewhere: {})",
+                "{}; {} (within 1 s of a swap: {}, elsewhere: {}; file in place → serving: ≤ {} ms)",
                 num(h.longest_stall_ms),
                 h.errors + h.lost + h.swap_errors as u64,
                 num(h.longest_stall_near_swaps_ms),
-                num(h.longest_stall_elsewhere_ms)
+                num(h.longest_stall_elsewhere_ms),
+                slowest_swap.map_or("-".into(), num)
             )
         },
         |_, _| "-".into(),

@@ -114,7 +114,8 @@ pub struct SuiteArgs {
     /// Where the results file goes (default: ROOT/docs/bench-results).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
-    /// Do not update the latest-results section of ROOT/docs/BENCHMARKS.md.
+    /// Do not update the latest-results section of ROOT/docs/BENCHMARKS.md (a run with
+    /// `--only` never does: a subset must not replace the whole table).
     #[arg(long)]
     pub no_docs: bool,
 }
@@ -667,7 +668,7 @@ pub fn run(args: &SuiteArgs) -> Result<i32, String> {
     let file = results::write(&out_dir, &machine, &setup, &records)?;
     println!("{}", results::targets_table(&records, &setup));
     println!("results written to {}", file.display());
-    if !args.no_docs {
+    if !args.no_docs && args.only.is_empty() {
         match results::update_docs(
             &root.join("docs").join("BENCHMARKS.md"),
             &file,

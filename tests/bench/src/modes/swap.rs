@@ -76,6 +76,22 @@ fn plugin_status(manager: Option<&str>) -> Option<manager::PluginStatus> {
     shard::block_on(manager::plugin_status(url)).ok()?.ok()
 }
 
+/// Polls the manager until the Index generation moves past `previous` (at most 5 s);
+/// returns how long that took and the new generation. The polling costs the host a
+/// handshake every 20 ms, which the stall figures include.
+fn wait_for_generation(manager: Option<&str>, previous: u64) -> Option<(Duration, u64)> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        if let Some(now) = plugin_status(manager).and_then(|s| s.index_generation) {
+            if now > previous {
+                return Some((started.elapsed(), now));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 /// Runs `swap`.
 pub fn run(args: &SwapArgs) -> Result<SwapResult, String> {
     for variant in &args.variants {
@@ -93,27 +109,37 @@ pub fn run(args: &SwapArgs) -> Result<SwapResult, String> {
     let (window_tx, window_rx) = mpsc::channel::<(Instant, Instant)>();
     let events = Arc::new(Events::default());
     let swapper = {
-        let (dir, file, variants, swaps, events) = (
+        let (dir, file, variants, swaps, events, manager) = (
             args.plugin_dir.clone(),
             args.file.clone(),
             args.variants.clone(),
             args.swaps,
             events.clone(),
+            args.manager.clone(),
         );
+        let mut generation = before.as_ref().and_then(|b| b.index_generation);
         // File operations block: they run on their own thread, never on the client's.
         std::thread::spawn(move || {
-            let mut outcomes = Vec::new();
+            let (mut outcomes, mut latencies) = (Vec::new(), Vec::new());
             let Ok((start, end)) = window_rx.recv() else {
-                return outcomes;
+                return (outcomes, latencies);
             };
             let step = (end - start) / u32::try_from(swaps + 1).unwrap_or(u32::MAX);
             for k in 0..swaps {
                 let at = start + step * u32::try_from(k + 1).unwrap_or(u32::MAX);
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 events.mark();
-                outcomes.push(replace(&dir, &file, &variants[k % variants.len()]));
+                let replaced = replace(&dir, &file, &variants[k % variants.len()]);
+                if let (Ok(()), Some(previous)) = (&replaced, generation) {
+                    if let Some((latency, now)) = wait_for_generation(manager.as_deref(), previous)
+                    {
+                        latencies.push(ms(latency));
+                        generation = Some(now);
+                    }
+                }
+                outcomes.push(replaced);
             }
-            outcomes
+            (outcomes, latencies)
         })
     };
     let mut plan = args.rr.plan(Pacing::Closed);
@@ -121,7 +147,7 @@ pub fn run(args: &SwapArgs) -> Result<SwapResult, String> {
     let run = requests::run(&plan, &move |start, end| {
         let _ = window_tx.send((start, end));
     });
-    let outcomes = swapper
+    let (outcomes, swap_latency_ms) = swapper
         .join()
         .map_err(|_| "the swapping thread panicked".to_string())?;
     let run = run?;
@@ -160,6 +186,7 @@ pub fn run(args: &SwapArgs) -> Result<SwapResult, String> {
         longest_stall_ms: latency.max_ms,
         longest_stall_near_swaps_ms: ms(run.tally.longest_near_event),
         longest_stall_elsewhere_ms: ms(run.tally.longest_elsewhere),
+        swap_latency_ms,
         latency,
         errors: run.tally.errors,
         lost: run.tally.lost,
