@@ -113,7 +113,7 @@ pub struct Refusal {
 
 /// What identifies a version of a file on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(super) struct Stamp {
     /// Size.
     len: u64,
     /// Content change time.
@@ -125,7 +125,7 @@ struct Stamp {
     changed: (i64, i64),
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
+pub(super) fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = fs::metadata(path).ok()?;
     Some(Stamp {

@@ -5,7 +5,7 @@
 //! `Close(Write)`; other tools write in place or rename. So every create, modify,
 //! remove, rename and close-after-write of a `lib*.so` counts, `Access` events do
 //! not (opening our own copy would trigger a reload loop), and the scan waits for
-//! [`QUIET`] without events, then for the file's size and mtime to hold still for
+//! [`QUIET`] without events, then for the file's stamp (size, mtime, inode) to hold still for
 //! [`SETTLE`]. The scan itself refuses an incomplete ELF and keeps the old version.
 
 use std::{
@@ -20,7 +20,7 @@ use notify::{
 };
 use tokio::sync::mpsc;
 
-use super::Plugins;
+use super::{stamp, Plugins};
 use crate::shutdown::Shutdown;
 
 /// Quiet time after the last event before a scan.
@@ -47,19 +47,12 @@ fn is_library_name(path: &Path) -> bool {
     name.starts_with("lib") && name.ends_with(".so")
 }
 
-/// `(len, mtime)` of a file, if it exists.
-fn stat(path: &Path) -> Option<(u64, Option<std::time::SystemTime>)> {
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| (m.len(), m.modified().ok()))
-}
-
 /// Waits until every changed file that still exists holds still.
 async fn settle(paths: &[PathBuf]) {
     for _ in 0..100 {
-        let before: Vec<_> = paths.iter().map(|p| stat(p)).collect();
+        let before: Vec<_> = paths.iter().map(|p| stamp(p)).collect();
         tokio::time::sleep(SETTLE).await;
-        let after: Vec<_> = paths.iter().map(|p| stat(p)).collect();
+        let after: Vec<_> = paths.iter().map(|p| stamp(p)).collect();
         if before == after {
             return;
         }

@@ -301,19 +301,28 @@ impl RedisRegistry {
                 );
             }
         }
+        let (_, dead) = self.nodes_by_liveness().await?;
+        for node in dead.iter().filter(|node| **node != self.node) {
+            let pruned = self.prune_node(node).await?;
+            tracing::warn!(node = %node, pruned, "registry: node stopped refreshing its marker; its connections were pruned");
+        }
+        Ok(())
+    }
+
+    /// Every known node, split into those whose marker lives and those whose marker expired.
+    async fn nodes_by_liveness(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let (mut live, mut dead) = (Vec::new(), Vec::new());
         for node in self.all_nodes().await? {
-            if node == self.node {
-                continue;
-            }
             let alive: bool = self
                 .query(redis::cmd("EXISTS").arg(self.key(&node_marker(&node))))
                 .await?;
-            if !alive {
-                let pruned = self.prune_node(&node).await?;
-                tracing::warn!(node = %node, pruned, "registry: node stopped refreshing its marker; its connections were pruned");
+            if alive {
+                live.push(node);
+            } else {
+                dead.push(node);
             }
         }
-        Ok(())
+        Ok((live, dead))
     }
 
     async fn all_nodes(&self) -> Result<Vec<String>> {
@@ -620,15 +629,7 @@ impl Registry for RedisRegistry {
     }
 
     async fn nodes(&self) -> Result<Vec<String>> {
-        let mut live = Vec::new();
-        for node in self.all_nodes().await? {
-            let alive: bool = self
-                .query(redis::cmd("EXISTS").arg(self.key(&node_marker(&node))))
-                .await?;
-            if alive {
-                live.push(node);
-            }
-        }
+        let (mut live, _) = self.nodes_by_liveness().await?;
         live.sort();
         Ok(live)
     }
