@@ -8,6 +8,22 @@ pub async fn connect(host: &TestHost, id: &str, kind: &str, code: &str, nickname
     host.connect(&format!("/live?auth={token}")).await
 }
 
+/// Connects as a big screen of room `code` and joins its wall set (`wallJoinSuccess`).
+pub async fn wall_in(host: &TestHost, id: &str, code: &str, nickname: &str) -> Client {
+    let mut wall = connect(host, id, "wall", code, nickname).await;
+    wall.ok("live.wall.join", serde_json::json!({}), "wallJoinSuccess")
+        .await;
+    wall
+}
+
+/// Connects as a phone user of room `code` and joins its user set (`userJoinSuccess`).
+pub async fn user_in(host: &TestHost, id: &str, code: &str, nickname: &str) -> Client {
+    let mut user = connect(host, id, "wechatUser", code, nickname).await;
+    user.ok("live.user.join", serde_json::json!({}), "userJoinSuccess")
+        .await;
+    user
+}
+
 /// The Live protocol as a test client speaks it.
 // Test clients are awaited where they are used, never sent across threads.
 #[allow(async_fn_in_trait)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mswoole_tests::{
     json,
-    live::{connect, id, ids, keys, Speaks},
+    live::{connect, id, ids, keys, user_in, wall_in, Speaks},
     Client, TestHost, Value,
 };
 
@@ -24,15 +24,9 @@ struct Room {
 
 impl Room {
     async fn join(host: &TestHost) -> Room {
-        let mut wall = connect(host, "w-1", "wall", ROOM, "big screen").await;
-        let mut alice = connect(host, "101", "wechatUser", ROOM, "alice").await;
-        let mut bob = connect(host, "102", "wechatUser", ROOM, "bob").await;
-        wall.ok("live.wall.join", json!({}), "wallJoinSuccess")
-            .await;
-        alice
-            .ok("live.user.join", json!({}), "userJoinSuccess")
-            .await;
-        bob.ok("live.user.join", json!({}), "userJoinSuccess").await;
+        let wall = wall_in(host, "w-1", ROOM, "big screen").await;
+        let alice = user_in(host, "101", ROOM, "alice").await;
+        let bob = user_in(host, "102", ROOM, "bob").await;
         Room { wall, alice, bob }
     }
 }

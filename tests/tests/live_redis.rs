@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mswoole_tests::{
     json,
-    live::{connect, id, ids, Speaks},
+    live::{id, ids, user_in, wall_in, Speaks},
     RedisServer, TestHost,
 };
 
@@ -27,15 +27,9 @@ async fn a_room_spread_over_two_hosts() {
     let a = TestHost::start(&redis.registry_toml("node-a")).await;
     let b = TestHost::start(&redis.registry_toml("node-b")).await;
 
-    let mut wall = connect(&a, "w-1", "wall", ROOM, "big screen").await;
-    let mut alice = connect(&a, "201", "wechatUser", ROOM, "alice").await;
-    let mut bob = connect(&b, "202", "wechatUser", ROOM, "bob").await;
-    wall.ok("live.wall.join", json!({}), "wallJoinSuccess")
-        .await;
-    alice
-        .ok("live.user.join", json!({}), "userJoinSuccess")
-        .await;
-    bob.ok("live.user.join", json!({}), "userJoinSuccess").await;
+    let mut wall = wall_in(&a, "w-1", ROOM, "big screen").await;
+    let mut alice = user_in(&a, "201", ROOM, "alice").await;
+    let mut bob = user_in(&b, "202", ROOM, "bob").await;
     let (alice_fd, bob_fd) = (alice.fd().await, bob.fd().await);
     let mut expected = vec![alice_fd.clone(), bob_fd.clone()];
     expected.sort();
@@ -142,10 +136,7 @@ async fn a_room_spread_over_two_hosts() {
 async fn a_phone_that_closes_leaves_the_room_through_its_close_sequence() {
     let redis = RedisServer::start();
     let host = TestHost::start(&redis.registry_toml("node-a")).await;
-    let mut phone = connect(&host, "301", "wechatUser", ROOM, "carol").await;
-    phone
-        .ok("live.user.join", json!({}), "userJoinSuccess")
-        .await;
+    let mut phone = user_in(&host, "301", ROOM, "carol").await;
     let fd = phone.fd().await;
     assert_eq!(room_members(&redis, "LIVE_USER_ROOM"), vec![fd.clone()]);
     phone.close(1000).await;
@@ -167,13 +158,8 @@ async fn a_phone_that_closes_leaves_the_room_through_its_close_sequence() {
 async fn live_actions_answer_503_while_redis_is_away_and_rooms_come_back() {
     let mut redis = RedisServer::start();
     let host = TestHost::start(&redis.registry_toml("node-a")).await;
-    let mut wall = connect(&host, "w-9", "wall", ROOM, "screen").await;
-    let mut phone = connect(&host, "309", "wechatUser", ROOM, "dave").await;
-    wall.ok("live.wall.join", json!({}), "wallJoinSuccess")
-        .await;
-    phone
-        .ok("live.user.join", json!({}), "userJoinSuccess")
-        .await;
+    let mut wall = wall_in(&host, "w-9", ROOM, "screen").await;
+    let mut phone = user_in(&host, "309", ROOM, "dave").await;
 
     redis.stop();
     let reply = wall.act("live.wall.say", json!({"say": "anyone?"})).await;
