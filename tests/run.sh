@@ -27,14 +27,23 @@ variants="$target/fixtures/variants"
 mkdir -p "$variants"
 build_swap() {
   SWAP_VARIANT="$1" SWAP_BEHAVIOUR="$2" \
-    cargo build --quiet --manifest-path tests/fixtures/swap/Cargo.toml --target-dir "$target/fixtures"
+    cargo build --quiet --manifest-path tests/fixtures/swap/Cargo.toml --target-dir "$target/fixtures" ${4:+--features "$4"}
   cp "$target/fixtures/debug/libswap_fixture.so" "$variants/$3"
 }
 for n in 1 2 3 4 5 6; do build_swap "$n" normal "libswap_v$n.so"; done
 build_swap 7 construct-error libswap_construct_error.so
 build_swap 8 construct-panic libswap_construct_panic.so
 build_swap 9 import-error libswap_import_error.so
+build_swap 10 drop-panic libswap_drop_panic.so
+build_swap 11 hooks-panic libswap_hooks_panic.so
+build_swap 12 normal libswap_ahead.so version-ahead
 build_swap 0 normal libswap_v0.so
+# A plugin built against plugin-api 1.0 as released (a frozen copy): every later
+# host must still load and serve it (docs/MODULES.md, "ABI evolution").
+cargo build --manifest-path tests/fixtures/abi-v1/Cargo.toml --target-dir "$target/fixtures"
+# plugin-api is what outside authors build against: it must stay publishable
+# (metadata, license, readme), and its packaged form must build on its own.
+cargo package -p mswoole-plugin-api --allow-dirty --quiet
 cargo test --workspace "$@"
 # The load generator at smoke size (a few connections, a second each) against the
 # baseline and a host it starts: proves ws-bench works. Benchmarks are never timed

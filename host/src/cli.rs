@@ -1,4 +1,4 @@
-//! The console: `mswoole start|reload|stop|status|say|token`.
+//! The console: `mswoole start|reload|stop|status|say|token|new-module`.
 //!
 //! Every command but `start` and `token` talks to the manager port of the same
 //! config and exits non-zero with a one-line reason when it gets no answer.
@@ -92,6 +92,17 @@ enum Command {
         #[arg(long)]
         ctime: Option<u64>,
     },
+    /// Writes a new module crate (a plugin with one action and its unit test).
+    NewModule {
+        /// The module name, e.g. `Hello` (letters, digits and _; routes ignore case).
+        name: String,
+        /// Where to write the crate; default: `./<name in lower case>`.
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// The mswoole source checkout to build against; default: the one this binary was built from.
+        #[arg(long, value_name = "DIR")]
+        source: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -141,6 +152,30 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
             let claims =
                 json!({"id": id, "type": kind, "code": code, "nickname": nickname, "ctime": ctime});
             emitln!("{}", codec.encode(&claims));
+            Ok(())
+        }
+        Command::NewModule { name, path, source } => {
+            let plugin_dir = match &config.plugins.dir {
+                Some(dir) => dir.clone(),
+                None => std::env::current_exe()
+                    .ok()
+                    .and_then(|exe| exe.parent().map(Path::to_path_buf))
+                    .unwrap_or_default(),
+            };
+            let request = crate::new_module::Request {
+                path: path.unwrap_or_else(|| PathBuf::from(name.to_ascii_lowercase())),
+                source: source.unwrap_or_else(crate::new_module::built_from),
+                name,
+                plugin_dir,
+            };
+            let written = crate::new_module::write(&request)?;
+            emitln!(
+                "wrote module {} in {} ({} files); next: cd {} && cargo build --release && cargo test",
+                request.name,
+                request.path.display(),
+                written.len(),
+                request.path.display()
+            );
             Ok(())
         }
         Command::Reload => {

@@ -14,7 +14,7 @@
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use mswoole_plugin_api::ffi::Call;
+use mswoole_core::close::close_sequence;
 use serde_json::{Map, Value};
 use tokio::{net::TcpStream, time::Instant};
 use tokio_tungstenite::{
@@ -33,9 +33,8 @@ use crate::{
     identity::Identity,
     message::{self, Inbound},
     outbound::{self, CloseRequest, Inbox, Mail},
-    plugins::bridge::{self, Hook},
-    registry::{close_keys_key, controllers_key},
-    router::{self, module_name},
+    plugins::bridge,
+    router,
     shared::Shared,
 };
 
@@ -108,6 +107,8 @@ struct Handler {
     bad_input: Option<u16>,
     /// Frames written since the last flush.
     unflushed: bool,
+    /// `Module.Controller.action` of the call being answered, for the log.
+    calling: String,
 }
 
 /// Runs a connection until it ends, then its close sequence.
@@ -130,6 +131,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         pending: VecDeque::new(),
         bad_input: None,
         unflushed: false,
+        calling: String::new(),
     };
     // A stop that began before this connection was in the table did not reach it.
     let end = match shared.shutdown.is_stopping() {
@@ -146,7 +148,8 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         .await;
     }
     drop(handler);
-    close_sequence(&shared, &identity).await;
+    let escape = shared.config.protocol.escape_html;
+    close_sequence(&*shared.registry, &*shared.plugins, &identity, escape).await;
 }
 
 impl Handler {
@@ -268,21 +271,23 @@ impl Handler {
         }
         let config = &self.shared.config;
         let resolved = router::route(&method).and_then(|route| {
-            let (generation, _fallback) = self.shared.plugins.resolve(&route)?;
-            Ok((route, generation))
+            let (generation, target) = self.shared.plugins.resolve(&route)?;
+            Ok((route, generation, target))
         });
         match resolved {
-            Err(error) => Box::pin(std::future::ready(Err(error))),
-            Ok((route, generation)) => {
-                let message = message::prepare(body, &self.identity, config.protocol.escape_html);
-                let call = Call {
-                    fd: self.identity.fd.as_str().into(),
-                    controller: route.controller.into(),
-                    action: route.action.into(),
-                    message: message.into(),
-                };
+            Err(error) => {
+                self.calling.clear();
+                Box::pin(std::future::ready(Err(error)))
+            }
+            Ok((route, generation, target)) => {
+                self.calling = format!("{}.{}.{}", route.module, route.controller, route.action);
+                let escape = config.protocol.escape_html;
+                let message = message::prepare(body, self.identity.injection(escape), escape);
                 let timeout = Duration::from_millis(config.limits.call_timeout_ms);
-                Box::pin(bridge::call(generation, call, timeout))
+                let fd = self.identity.fd.clone();
+                Box::pin(
+                    async move { bridge::call(generation, &fd, target, message, timeout).await },
+                )
             }
         }
     }
@@ -294,7 +299,9 @@ impl Handler {
             Ok(None) => return,
             Err(error) => {
                 if error.is_internal() {
-                    tracing::error!(fd = %self.identity.fd, "call failed: {error}");
+                    let (module, rest) = self.calling.split_once('.').unwrap_or(("", ""));
+                    let (controller, action) = rest.split_once('.').unwrap_or(("", ""));
+                    tracing::error!(fd = %self.identity.fd, module = %module, controller = %controller, action = %action, "call failed: {error}");
                 }
                 error.envelope()
             }
@@ -308,52 +315,6 @@ async fn finish(in_flight: &mut Option<CallFuture>) -> CallOutcome {
     match in_flight {
         Some(call) => call.await,
         None => std::future::pending().await,
-    }
-}
-
-/// DESIGN §2's close sequence: `onClose` of every registered controller, leave every
-/// close-key set, then delete the identity records.
-async fn close_sequence(shared: &Shared, identity: &Identity) {
-    let registry = &shared.registry;
-    let fd = identity.fd.as_str();
-    let timeout = Duration::from_millis(shared.config.limits.call_timeout_ms);
-    let controllers = registry
-        .set_members(&controllers_key(fd))
-        .await
-        .unwrap_or_else(|error| {
-            tracing::warn!(fd, "cannot read controllers to notify: {error}");
-            Vec::new()
-        });
-    if !controllers.is_empty() {
-        let info = identity.close_info(shared.config.protocol.escape_html);
-        for registered in controllers {
-            let (module, controller) = registered
-                .split_once('.')
-                .unwrap_or(("", registered.as_str()));
-            let Some(generation) = shared.plugins.module(&module_name(module)) else {
-                tracing::warn!(fd, controller = %registered, "onClose: no such module loaded");
-                continue;
-            };
-            let controller = module_name(controller);
-            if let Err(error) =
-                bridge::hook(generation, Hook::Close(&controller, &info), timeout).await
-            {
-                tracing::error!(fd, controller = %registered, "onClose failed: {error}");
-            }
-        }
-    }
-    match registry.set_members(&close_keys_key(fd)).await {
-        Ok(keys) => {
-            for key in keys {
-                if let Err(error) = registry.set_remove(&key, fd).await {
-                    tracing::warn!(fd, key, "cannot leave set: {error}");
-                }
-            }
-        }
-        Err(error) => tracing::warn!(fd, "cannot read close keys: {error}"),
-    }
-    if let Err(error) = registry.unregister(identity).await {
-        tracing::warn!(fd, "cannot delete identity records: {error}");
     }
 }
 

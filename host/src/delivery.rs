@@ -79,12 +79,6 @@ impl Delivery {
         Ok(reach)
     }
 
-    /// Sends a frame to every member of a set.
-    pub async fn to_set(&self, key: &str, text: &Utf8Bytes) -> Result<Reach, RegistryError> {
-        let members = self.registry.set_members(key).await?;
-        self.to_fds(&members, text).await
-    }
-
     /// Sends a frame to every connection of every node.
     pub async fn to_all(&self, text: &Utf8Bytes) -> Result<Reach, RegistryError> {
         let local = self.clients.send_all(text);

@@ -2,10 +2,16 @@
 //!
 //! Data flows one way: socket ([`server`], [`handshake`]) → connection task
 //! ([`connection`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
-//! ([`plugins::host_api`]) → [`registry`] and outbound queues ([`clients`], reached
-//! on any node through [`delivery`]).
+//! (`mswoole_core::services`, reaching out through [`plugins::outlet`]) →
+//! [`registry`] and outbound queues ([`clients`], reached on any node through
+//! [`delivery`]).
 //! [`manager`] and [`cli`] drive a running host; [`error`] is the one place a
 //! failure becomes an envelope.
+//!
+//! What decides behaviour without a socket — [`message`], [`router`], [`error`],
+//! [`envelope`], [`identity`], the registry trait and its memory backend, the close
+//! sequence and the host API — lives in `mswoole-core`, which the module test kit
+//! uses too; it is re-exported here under the names the host has always used.
 
 mod auth;
 mod cli;
@@ -13,22 +19,20 @@ mod clients;
 mod config;
 mod connection;
 mod delivery;
-mod envelope;
-mod error;
 mod handshake;
-mod identity;
 mod manager;
-mod message;
+mod new_module;
 mod outbound;
 mod plugins;
 mod process;
 mod registry;
-mod router;
 mod server;
 mod shared;
 mod shutdown;
 
 use std::process::ExitCode;
+
+use mswoole_core::{envelope, error, identity, message, router};
 
 use clap::Parser;
 

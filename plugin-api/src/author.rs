@@ -78,9 +78,9 @@ pub type Outcome = Result<Option<Envelope>, ModuleError>;
 pub struct Request {
     /// The connection it came from.
     pub fd: String,
-    /// The controller (normalised).
+    /// The controller, as the module declared it.
     pub controller: String,
-    /// The action (lower-cased).
+    /// The action, as the module declared it (an `onMessage` fallback: lower-cased).
     pub action: String,
     /// The message as JSON text; parsed on first use, so an action that never looks
     /// at it (`index.index.index`) does not pay for parsing.
@@ -312,6 +312,23 @@ impl Host {
     pub async fn add_close_controller(&self, fd: &str, controller: &str) -> Result<(), HostError> {
         self.0
             .add_close_controller(fd.into(), controller.into())
+            .await
+            .into()
+    }
+
+    /// Undoes [`Host::add_close_key`]: `fd` no longer leaves `key` when it closes.
+    pub async fn remove_close_key(&self, fd: &str, key: &str) -> Result<(), HostError> {
+        self.0.remove_close_key(fd.into(), key.into()).await.into()
+    }
+
+    /// Undoes [`Host::add_close_controller`]: `controller` is no longer told when `fd` closes.
+    pub async fn remove_close_controller(
+        &self,
+        fd: &str,
+        controller: &str,
+    ) -> Result<(), HostError> {
+        self.0
+            .remove_close_controller(fd.into(), controller.into())
             .await
             .into()
     }

@@ -3,7 +3,9 @@
 //! A panic that unwinds across the boundary ends the host's process, and the host's
 //! `catch_unwind` cannot stop it. So every entry point here catches panics on the
 //! plugin's side, in the call itself and in every poll of the future it returns, and
-//! hands the host a [`ModuleError::Panicked`] instead.
+//! hands the host a [`ModuleError::Panicked`] instead. The module's destructor, run
+//! when a retired version is unloaded, is guarded too: its panic is logged through
+//! the host and goes no further.
 
 use std::{
     any::Any,
@@ -19,8 +21,8 @@ use async_ffi::FutureExt as _;
 use crate::{
     author::{Host, Module, Request},
     ffi::{
-        Call, CallFuture, HookFuture, HostApiBox, ModuleBox, ModuleError, ModuleInfo, ModuleObj,
-        ModuleObj_TO, PluginMod,
+        Call, CallFuture, HookFuture, HostApiBox, LogLevel, ModuleBox, ModuleError, ModuleInfo,
+        ModuleObj, ModuleObj_TO, PluginMod,
     },
     PLUGIN_API_VERSION,
 };
@@ -43,13 +45,16 @@ fn guard<T>(f: impl FnOnce() -> Result<T, ModuleError>) -> Result<T, ModuleError
 }
 
 /// Boxes a future for the host, turning a panic in any poll into [`ModuleError::Panicked`].
-fn guard_future<T, F>(make: impl FnOnce() -> F) -> async_ffi::FfiFuture<RResult<T, ModuleError>>
+fn guard_future<T, F>(
+    make: impl FnOnce() -> Result<F, ModuleError>,
+) -> async_ffi::FfiFuture<RResult<T, ModuleError>>
 where
     T: Send + 'static,
     F: Future<Output = Result<T, ModuleError>> + Send + 'static,
 {
     let future = match catch_unwind(AssertUnwindSafe(make)) {
-        Ok(future) => future,
+        Ok(Ok(future)) => future,
+        Ok(Err(error)) => return std::future::ready(RResult::RErr(error)).into_ffi(),
         Err(payload) => {
             let error = ModuleError::Panicked(panic_message(payload).into());
             return std::future::ready(RResult::RErr(error)).into_ffi();
@@ -74,12 +79,40 @@ where
 }
 
 /// A [`Module`] seen through the FFI trait the host calls.
-struct Exported<M>(M);
+struct Exported<M: Module> {
+    /// The module; `None` only while it is dropped.
+    module: Option<M>,
+    /// To report a panicking destructor.
+    host: Host,
+}
+
+impl<M: Module> Exported<M> {
+    fn module(&self) -> Result<&M, ModuleError> {
+        self.module
+            .as_ref()
+            .ok_or_else(|| ModuleError::failed("the module is being dropped"))
+    }
+}
+
+impl<M: Module> Drop for Exported<M> {
+    /// A panic must not unwind out of a destructor the host runs across the boundary.
+    fn drop(&mut self) {
+        let module = self.module.take();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(module))) {
+            let message = panic_message(payload);
+            self.host.log(
+                LogLevel::Error,
+                &format!("the module's destructor panicked: {message}"),
+            );
+        }
+    }
+}
 
 impl<M: Module> ModuleObj for Exported<M> {
     fn call(&self, call: Call) -> CallFuture {
-        let module = &self.0;
+        let module = self.module();
         guard_future(move || {
+            let module = module?;
             let request = Request::new(
                 call.fd.into_string(),
                 call.controller.into_string(),
@@ -87,36 +120,36 @@ impl<M: Module> ModuleObj for Exported<M> {
                 call.message.into_string(),
             );
             let reply = module.call(request);
-            async move { reply.await.map(ROption::from) }
+            Ok(async move { reply.await.map(ROption::from) })
         })
     }
 
     fn on_close(&self, controller: RString, info: RString) -> HookFuture {
-        let module = &self.0;
+        let module = self.module();
         guard_future(move || {
             let info = serde_json::from_str(&info).unwrap_or_default();
-            module.on_close(&controller, info)
+            Ok(module?.on_close(&controller, info))
         })
     }
 
     fn on_reload(&self) -> HookFuture {
-        let module = &self.0;
-        guard_future(move || module.on_reload())
+        let module = self.module();
+        guard_future(move || Ok(module?.on_reload()))
     }
 
     fn on_shutdown(&self) -> HookFuture {
-        let module = &self.0;
-        guard_future(move || module.on_shutdown())
+        let module = self.module();
+        guard_future(move || Ok(module?.on_shutdown()))
     }
 
     fn export_state(&self) -> RResult<ROption<RString>, ModuleError> {
-        guard(|| self.0.export_state())
+        guard(|| self.module()?.export_state())
             .map(|state| state.map(RString::from).into())
             .into()
     }
 
     fn import_state(&self, state: RString) -> RResult<(), ModuleError> {
-        guard(|| self.0.import_state(&state)).into()
+        guard(|| self.module()?.import_state(&state)).into()
     }
 }
 
@@ -132,14 +165,18 @@ pub extern "C" fn construct<M: Module>(
     host: HostApiBox,
     config: RString,
 ) -> RResult<ModuleBox, RString> {
+    let host = Host::new(host);
     let built = catch_unwind(AssertUnwindSafe(|| {
         let config = serde_json::from_str(&config)
             .map_err(|error| format!("config is not JSON: {error}"))?;
-        M::new(Host::new(host), config)
+        M::new(host.clone(), config)
     }));
     match built {
         Ok(Ok(module)) => RResult::ROk(ModuleObj_TO::from_value(
-            Exported(module),
+            Exported {
+                module: Some(module),
+                host,
+            },
             abi_stable::sabi_trait::TD_Opaque,
         )),
         Ok(Err(reason)) => RResult::RErr(reason.into()),

@@ -1,12 +1,26 @@
 //! Everything that crosses the library boundary, and nothing else.
 //!
 //! These types are checked by abi_stable's layout checker when the host loads a
-//! library, so changing any of them is a breaking change of the ABI. Two types can
-//! grow without breaking old plugins because they are prefix types: the root module
-//! ([`PluginMod`]) and the vtables of the two trait objects ([`HostApi`],
-//! [`ModuleObj`]). New fields and methods go *below* the field or method marked
-//! `#[sabi(last_prefix_field)]`, never above it, and the plugin-api minor version is
-//! raised; the host then reads them as optional.
+//! library, so changing any of them is a breaking change of the ABI. Three types
+//! can grow without breaking built plugins because they are prefix types: the root
+//! module ([`PluginMod`]) and the vtables of the two trait objects ([`HostApi`],
+//! [`ModuleObj`]). The rules, which `docs/MODULES.md` ("ABI evolution") explains
+//! for authors and the test suite checks with plugins built from plugin-api 1.0:
+//!
+//! - New fields and methods go *below* the one marked `#[sabi(last_prefix_field)]`,
+//!   never above it, and the plugin-api minor version is raised.
+//! - A plugin built against an *older* plugin-api gives the host shorter vtables:
+//!   the host reads [`PluginMod`]'s newer fields as `Option` (`missing_field(option)`),
+//!   and every [`ModuleObj`] method added after 1.0 has a default body, which the
+//!   host runs when the plugin's vtable lacks it.
+//! - A plugin built against a *newer* plugin-api than the host offers is refused at
+//!   load, with a message naming both versions, before anything in it runs. Methods
+//!   added to [`HostApi`] after 1.0 still have default bodies that return
+//!   [`HostError::Refused`], so even a host that skipped that check would answer an
+//!   error, never panic.
+//! - [`Envelope`], [`ModuleError`], [`HostError`], [`Call`], [`ModuleInfo`] and
+//!   [`ControllerInfo`] are frozen: abi_stable refuses a changed struct or an
+//!   exhaustive enum whose variants changed. New kinds of error get new types.
 
 use abi_stable::{
     declare_root_module_statics,
@@ -80,9 +94,11 @@ pub enum HostError {
 pub struct Call {
     /// The connection the message came from.
     pub fd: RString,
-    /// Controller name as the module declared it (normalised: `Ucfirst`).
+    /// Controller name exactly as the module declared it (plugin-api 1.0 plugins get
+    /// it normalised: `Ucfirst` of the lower-cased name).
     pub controller: RString,
-    /// Action name, lower-cased. Not one of the declared actions when the call is an `onMessage` fallback.
+    /// Action name exactly as declared (1.0 plugins: lower-cased). An `onMessage`
+    /// fallback gets the action the client sent, lower-cased.
     pub action: RString,
     /// The message object as JSON text, after the host injected `fd`, `code`, `auth` and escaped strings.
     pub message: RString,
@@ -92,9 +108,10 @@ pub struct Call {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 pub struct ControllerInfo {
-    /// Controller name; the host normalises it to `Ucfirst`.
+    /// Controller name, `[A-Za-z0-9_]+`; routing matches it case-insensitively.
     pub name: RString,
-    /// Routable actions; the host lower-cases them and refuses lifecycle hook names.
+    /// Routable actions, `[A-Za-z0-9_]+`; matched case-insensitively; lifecycle hook
+    /// names (`onClose`, `onReload`, `onShutdown`, `onMessage`) are refused.
     pub actions: RVec<RString>,
     /// Unknown actions of this controller are handed to the module instead of answering 405.
     pub on_message: bool,
@@ -187,9 +204,32 @@ pub trait HostApi: Clone + Send + Sync + 'static {
     fn sleep(&self, millis: u64) -> HostFuture<()>;
     /// Writes a line to the host's log, tagged with the module's name.
     ///
-    /// New methods go below this one: older plugins see them as absent, not as garbage.
+    /// The last method of plugin-api 1.0. New methods go below this one, each with a
+    /// default body: a plugin built against 1.0 never sees them.
     #[sabi(last_prefix_field)]
     fn log(&self, level: LogLevel, message: RString);
+
+    /// Undoes [`HostApi::add_close_key`]: `fd` no longer leaves `key` when it closes
+    /// (MSwoole's `fdRemoveCloseKey`). Since 1.1.
+    fn remove_close_key(&self, fd: RString, key: RString) -> HostFuture<()> {
+        let _ = (fd, key);
+        missing("remove_close_key", "1.1")
+    }
+
+    /// Undoes [`HostApi::add_close_controller`] (MSwoole's `fdRemoveController`). Since 1.1.
+    fn remove_close_controller(&self, fd: RString, controller: RString) -> HostFuture<()> {
+        let _ = (fd, controller);
+        missing("remove_close_controller", "1.1")
+    }
+}
+
+/// What a host method added after 1.0 answers on a host that predates it.
+fn missing<T: Send + 'static>(method: &str, since: &str) -> HostFuture<T> {
+    use async_ffi::FutureExt as _;
+    let error = HostError::Refused(
+        format!("this host does not offer {method} (plugin-api {since})").into(),
+    );
+    std::future::ready(RResult::RErr(error)).into_ffi()
 }
 
 /// The host handle as a module holds it: shared and clonable.
@@ -210,7 +250,8 @@ pub trait ModuleObj: Send + Sync + 'static {
     fn export_state(&self) -> RResult<ROption<RString>, ModuleError>;
     /// Takes state exported by the previous version; an error refuses the new version.
     ///
-    /// New methods go below this one.
+    /// The last method of plugin-api 1.0. New methods go below this one, each with a
+    /// default body, which the host runs for a plugin built before it existed.
     #[sabi(last_prefix_field)]
     fn import_state(&self, state: RString) -> RResult<(), ModuleError>;
 }
@@ -219,10 +260,13 @@ pub trait ModuleObj: Send + Sync + 'static {
 pub type ModuleBox = ModuleObj_TO<RBox<()>>;
 
 /// The one symbol a plugin library exports.
+///
+/// Fields added after 1.0 are read by the host as `Option` (`missing_field(option)`):
+/// a plugin built against an older plugin-api does not have them.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
-#[sabi(missing_field(panic))]
+#[sabi(missing_field(option))]
 pub struct PluginMod {
     /// The plugin-api major version the library was built for ([`crate::PLUGIN_API_VERSION`]).
     pub api_version: u32,
@@ -230,7 +274,8 @@ pub struct PluginMod {
     pub describe: extern "C" fn() -> RResult<ModuleInfo, RString>,
     /// Builds the module from the host handle and its `[modules.<name>]` table as JSON.
     ///
-    /// New fields go below this one, and the plugin-api minor version is raised.
+    /// The last field of plugin-api 1.0. New fields go below this one, and the
+    /// plugin-api minor version is raised.
     #[sabi(last_prefix_field)]
     pub new: extern "C" fn(HostApiBox, RString) -> RResult<ModuleBox, RString>,
 }
@@ -239,5 +284,12 @@ impl RootModule for PluginModRef {
     declare_root_module_statics! {PluginModRef}
     const BASE_NAME: &'static str = "mswoole_plugin";
     const NAME: &'static str = "mswoole_plugin";
+    /// The plugin-api version the library was built against: the host reads it from
+    /// the library's header to refuse a newer one and to decide how names are passed.
+    #[cfg(not(feature = "version-ahead-fixture"))]
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    /// A plugin-api "from the future", used only to build the test suite's plugin
+    /// that the host must refuse as newer than itself.
+    #[cfg(feature = "version-ahead-fixture")]
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.99.0");
 }

@@ -12,7 +12,9 @@
 //!   with `async` methods, [`Request`], [`Envelope`] and [`ModuleError`].
 //! - [`export`]: [`export_module!`] turns a `Module` into the library's root module and
 //!   catches panics at every entry point (a panic crossing the boundary kills the host).
-//! - [`testing`]: a fake host so a module's unit tests run without the real one.
+//!
+//! A module's unit tests run against the host's own behaviour with the
+//! `mswoole-module-test` crate (see `docs/MODULES.md`, "Testing").
 //!
 //! Rules an author keeps: no `#[global_allocator]`, no `panic = "abort"`, no threads
 //! or thread-locals with destructors, and futures await only what [`Host`] hands out.
@@ -23,7 +25,6 @@ pub mod export;
 // abi_stable's derives and `#[sabi_trait]` expand to `unsafe` blocks; none is written by hand.
 #[allow(unsafe_code, non_local_definitions)]
 pub mod ffi;
-pub mod testing;
 
 pub use abi_stable;
 pub use async_ffi;
@@ -33,6 +34,10 @@ pub use serde_json;
 
 /// The plugin-api major version; a library built for another one is refused.
 pub const PLUGIN_API_VERSION: u32 = 1;
+
+/// This plugin-api's full version. A plugin records the version it was built
+/// against; the host refuses one newer than its own (`docs/MODULES.md`, "ABI evolution").
+pub const PLUGIN_API_RELEASE: &str = env!("CARGO_PKG_VERSION");
 
 impl ModuleInfo {
     /// A module with no controllers yet; `version` is usually `env!("CARGO_PKG_VERSION")`.

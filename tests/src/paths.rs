@@ -58,3 +58,15 @@ pub fn abi_mismatch_fixture() -> PathBuf {
     );
     path
 }
+
+/// A fixture library built by tests/run.sh into `target/fixtures/`, e.g.
+/// `debug/liblegacy_fixture.so` or `variants/libswap_v1.so`.
+pub fn fixture(relative: &str) -> PathBuf {
+    let path = target_dir().join("fixtures").join(relative);
+    assert!(
+        path.is_file(),
+        "{} is missing: tests/run.sh builds the fixtures",
+        path.display()
+    );
+    path
+}

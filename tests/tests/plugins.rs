@@ -238,3 +238,113 @@ async fn a_slow_call_does_not_hold_back_other_connections() {
     );
     sleeper.expect_envelope(200, "slept").await;
 }
+
+/// A host serving one Swap variant from `libswap_fixture.so`, watch off (reloads swap it).
+async fn swap_variant_host(variant: &str) -> TestHost {
+    TestHost::builder()
+        .config("[plugins]\nwatch = false")
+        .plugin_copy(
+            "libswap_fixture.so",
+            &paths::fixture(&format!("variants/{variant}")),
+        )
+        .start()
+        .await
+}
+
+/// Puts another variant in place of `libswap_fixture.so` and reloads.
+fn swap_to(host: &TestHost, variant: &str) {
+    let file = host.dir().plugins_dir().join("libswap_fixture.so");
+    // Removed first, as cargo does: the mapped copy is never written over.
+    std::fs::remove_file(&file).expect("the old file is removed");
+    std::fs::copy(paths::fixture(&format!("variants/{variant}")), &file)
+        .expect("the new variant is copied");
+    host.console("reload", &[]).assert_success();
+}
+
+#[tokio::test]
+async fn a_panicking_destructor_of_a_retired_version_is_contained_and_logged() {
+    let host = swap_variant_host("libswap_drop_panic.so").await;
+    let mut client = host.connect_user().await;
+    let reply = client.call(&json!({"method": "swap.index.version"})).await;
+    assert_eq!(reply.expect_param()["variant"], 10);
+    swap_to(&host, "libswap_v1.so");
+    host.wait_for_log_file_line("the destructor's panic", |line| {
+        line.contains("destructor panicked") && line.contains("Swap")
+    })
+    .await;
+    host.wait_for_line("the old version retired", |line| {
+        line.contains("retired") && line.contains("generation=1")
+    })
+    .await;
+    let reply = client.call(&json!({"method": "swap.index.version"})).await;
+    assert_eq!(reply.expect_param()["variant"], 1, "the new version serves");
+    assert_index_serves(&mut client).await;
+}
+
+#[tokio::test]
+async fn panics_in_every_hook_are_contained_and_logged() {
+    let mut host = swap_variant_host("libswap_hooks_panic.so").await;
+    // onClose.
+    let mut watched = host.connect_user().await;
+    watched
+        .call(&json!({"method": "swap.index.watch"}))
+        .await
+        .assert_is(200, "watching");
+    watched.close(1000).await;
+    host.wait_for_log_file_line("onClose's panic", |line| {
+        line.contains("onClose failed") && line.contains("panics in onClose")
+    })
+    .await;
+    // onReload (the file did not change: nothing is swapped).
+    host.console("reload", &[]).assert_success();
+    host.wait_for_log_file_line("onReload's panic", |line| {
+        line.contains("panics in onReload")
+    })
+    .await;
+    // export_state of the old version while a new one is swapped in: the new one starts without state.
+    swap_to(&host, "libswap_v2.so");
+    host.wait_for_log_file_line("export_state's panic", |line| {
+        line.contains("state export failed") && line.contains("panics in export_state")
+    })
+    .await;
+    let mut client = host.connect_user().await;
+    let reply = client.call(&json!({"method": "swap.index.version"})).await;
+    assert_eq!(reply.expect_param()["variant"], 2);
+    // import_state of a new version that panics: refused, the serving version goes on.
+    swap_to(&host, "libswap_hooks_panic.so");
+    host.wait_for_log_file_line("import_state's panic", |line| {
+        line.contains("plugin refused") && line.contains("panics in import_state")
+    })
+    .await;
+    let reply = client.call(&json!({"method": "swap.index.version"})).await;
+    assert_eq!(reply.expect_param()["variant"], 2);
+    drop(client);
+    // onShutdown: the host still stops cleanly.
+    let fresh = swap_variant_host("libswap_hooks_panic.so").await;
+    fresh.console("stop", &[]).assert_success();
+    fresh
+        .wait_for_log_file_line("onShutdown's panic", |line| {
+            line.contains("panics in onShutdown")
+        })
+        .await;
+    host.console("stop", &[]).assert_success();
+    assert!(host.wait_exit(Duration::from_secs(10)).await.success());
+}
+
+#[tokio::test]
+async fn a_call_over_call_timeout_ms_is_logged_with_its_module_controller_and_action() {
+    let host = TestHost::start("[limits]\ncall_timeout_ms = 200").await;
+    let mut client = host.connect_user().await;
+    client
+        .call(&json!({"method": "index.debug.sleep", "ms": 1000}))
+        .await
+        .assert_is(500, "controllerError");
+    let line = host
+        .wait_for_log_file_line("the timeout", |line| {
+            line.contains("did not answer within 200 ms")
+        })
+        .await;
+    for part in ["module=Index", "controller=Debug", "action=sleep"] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+}

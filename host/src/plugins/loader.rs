@@ -23,7 +23,8 @@ use std::{
 
 use abi_stable::{
     abi_stability::abi_checking::{check_layout_compatibility_with_globals, CheckingGlobals},
-    library::{lib_header_from_raw_library, LibraryError, RawLibrary},
+    library::{lib_header_from_raw_library, LibraryError, RawLibrary, RootModule},
+    sabi_types::VersionNumber,
     StableAbi,
 };
 use mswoole_plugin_api::{ffi::PluginModRef, PLUGIN_API_VERSION};
@@ -122,10 +123,71 @@ fn library_error(error: LibraryError) -> LoadError {
     LoadError { reason, detail }
 }
 
-/// Copies `file` to a unique name in `copies`, opens the copy and checks its ABI.
+/// The plugin-api version a library was built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersion {
+    /// Major: another one is refused.
+    pub major: u32,
+    /// Minor: a newer one than the host's is refused.
+    pub minor: u32,
+    /// Patch.
+    pub patch: u32,
+}
+
+impl ApiVersion {
+    fn from_number(number: VersionNumber) -> Self {
+        ApiVersion {
+            major: number.major,
+            minor: number.minor,
+            patch: number.patch,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The plugin-api this host offers.
+pub fn host_api_version() -> ApiVersion {
+    VersionNumber::new(PluginModRef::VERSION_STRINGS)
+        .map(ApiVersion::from_number)
+        .unwrap_or(ApiVersion {
+            major: PLUGIN_API_VERSION,
+            minor: 0,
+            patch: 0,
+        })
+}
+
+/// Whether a library built for `built` may load in a host offering `host`: the
+/// same major, and a minor no newer (a newer plugin may call what this host lacks).
+pub fn check_api_version(built: ApiVersion, host: ApiVersion) -> Result<(), String> {
+    if built.major != host.major || built.minor > host.minor {
+        let hint = match built.major == host.major {
+            true => format!(
+                "rebuild it against plugin-api {}.{} or run a newer host",
+                host.major, host.minor
+            ),
+            false => "rebuild it against this host's plugin-api".to_string(),
+        };
+        return Err(format!(
+            "built for plugin-api {built}, this host offers plugin-api {host}: {hint}"
+        ));
+    }
+    Ok(())
+}
+
+/// Copies `file` to a unique name in `copies`, opens the copy and checks its ABI
+/// and the plugin-api version it was built for.
 ///
 /// The root module stays valid while the returned [`Library`] lives.
-pub fn load(file: &Path, copies: &Path, serial: u64) -> Result<(PluginModRef, Library), LoadError> {
+pub fn load(
+    file: &Path,
+    copies: &Path,
+    serial: u64,
+) -> Result<(PluginModRef, Library, ApiVersion), LoadError> {
     let len = fs::metadata(file)
         .map_err(|e| LoadError::new(format!("cannot read: {e}")))?
         .len();
@@ -164,14 +226,27 @@ pub fn load(file: &Path, copies: &Path, serial: u64) -> Result<(PluginModRef, Li
     // into the library outlives `library` except the root module, which the caller
     // keeps next to it.
     let header = unsafe { lib_header_from_raw_library(raw) }.map_err(library_error)?;
+    // The version first: a newer plugin is refused with both versions named,
+    // before its layout (which may have grown) is even looked at.
+    let built = VersionNumber::new(header.version_strings())
+        .map(ApiVersion::from_number)
+        .map_err(|e| LoadError::new(format!("unreadable plugin-api version: {e}")))?;
+    check_api_version(built, host_api_version()).map_err(LoadError::new)?;
     let layout = header
         .layout()
         .ok_or_else(|| LoadError::new("the library exports no layout to check"))?;
     // A fresh checker: the global one would keep pointers into this library after it is unloaded.
     let globals = CheckingGlobals::new();
+    // The library's layout is checked as the *interface* and the host's as the
+    // implementation: abi_stable lets an implementation's prefix types (the root
+    // module, the `HostApi` and `ModuleObj` vtables) have more fields than the
+    // interface, never fewer. A host is newer than the plugins built before it, so
+    // this is the direction that lets a plugin built on plugin-api 1.0 load in a 1.1
+    // host (the other way round refused it: "too many fields"). A plugin newer than
+    // the host was already refused by its version above.
     if let Err(errors) = check_layout_compatibility_with_globals(
-        <PluginModRef as StableAbi>::LAYOUT,
         layout,
+        <PluginModRef as StableAbi>::LAYOUT,
         &globals,
     ) {
         // Formatted now: the errors point into the library, which is unloaded on return.
@@ -191,7 +266,7 @@ pub fn load(file: &Path, copies: &Path, serial: u64) -> Result<(PluginModRef, Li
             "built for plugin-api {api}, this host offers {PLUGIN_API_VERSION}"
         )));
     }
-    Ok((root, library))
+    Ok((root, library, built))
 }
 
 /// Removes private copies left by earlier runs of this host.
@@ -232,6 +307,32 @@ mod tests {
         let text = b"hello, I am not a library at all, but I am long enough to have a header.";
         assert!(
             check_elf_complete(text, text.len() as u64).is_err_and(|e| e.contains("not an ELF"))
+        );
+    }
+
+    #[test]
+    fn older_and_equal_minors_load_newer_ones_and_other_majors_do_not() {
+        let v = |major, minor| ApiVersion {
+            major,
+            minor,
+            patch: 0,
+        };
+        assert_eq!(check_api_version(v(1, 0), v(1, 1)), Ok(()));
+        assert_eq!(check_api_version(v(1, 1), v(1, 1)), Ok(()));
+        let newer = check_api_version(v(1, 2), v(1, 1)).expect_err("newer minor");
+        assert!(
+            newer.contains("built for plugin-api 1.2.0, this host offers plugin-api 1.1.0"),
+            "{newer}"
+        );
+        assert!(check_api_version(v(2, 0), v(1, 1)).is_err());
+        assert!(check_api_version(v(0, 1), v(1, 1)).is_err());
+    }
+
+    #[test]
+    fn the_host_offers_the_plugin_api_it_was_built_with() {
+        assert_eq!(
+            host_api_version().to_string(),
+            mswoole_plugin_api::PLUGIN_API_RELEASE
         );
     }
 

@@ -9,12 +9,13 @@
 //!
 //! - [`loader`]: opens and checks a library (the only `unsafe`).
 //! - [`bridge`]: the only code that calls into a module.
-//! - [`host_api`]: the callbacks a module can make into the host.
+//! - [`outlet`]: where the host API (`mswoole_core::services`) sends frames,
+//!   closes, sleeps and log lines.
 //! - [`watcher`]: rescans when a library in the directory is rebuilt.
 
 pub mod bridge;
-pub mod host_api;
 pub mod loader;
+pub mod outlet;
 pub mod watcher;
 
 use std::{
@@ -29,17 +30,26 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use mswoole_core::{
+    close::CloseHooks,
+    services::Services,
+    spec::{ModuleSpec, Target},
+};
 use mswoole_plugin_api::ffi::ModuleBox;
 use serde_json::{json, Value};
 
-use self::{
-    bridge::{Hook, ModuleSpec},
-    host_api::HostServices,
-};
+use self::{bridge::Hook, loader::ApiVersion, outlet::HostOutlet};
 use crate::{
-    config::Config, delivery::Delivery, error::CallError, registry::Registry, router::Route,
-    router::LIFECYCLE_HOOKS,
+    config::Config,
+    delivery::Delivery,
+    error::CallError,
+    registry::Registry,
+    router::{module_name, Route},
 };
+
+/// The first plugin-api minor version that hands modules their names as declared.
+const NAMES_AS_DECLARED_SINCE: u32 = 1;
 
 /// One loaded version of a module.
 pub struct Generation {
@@ -53,6 +63,8 @@ pub struct Generation {
     pub file: PathBuf,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// The plugin-api version the library was built against.
+    pub api: ApiVersion,
 }
 
 /// A constructed module and the library its code lives in.
@@ -86,7 +98,12 @@ impl Drop for Generation {
     /// task that happened to drop the last reference does not wait on `dlclose`.
     fn drop(&mut self) {
         if let Some(Loaded { module, library }) = self.loaded.take() {
-            drop(module);
+            // The module's destructor is plugin code: plugin-api ≥ 1.1 catches a panic
+            // in it inside the plugin (and logs it); this catches what still surfaces.
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(module)));
+            if dropped.is_err() {
+                tracing::error!(module = %self.spec.name, generation = self.number, "the module's destructor panicked");
+            }
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn_blocking(move || drop(library))),
                 Err(_) => drop(library),
@@ -219,25 +236,13 @@ impl Plugins {
         all
     }
 
-    /// Finds the generation serving a route; `true` when it is an `onMessage` fallback.
-    pub fn resolve(&self, route: &Route) -> Result<(Arc<Generation>, bool), CallError> {
+    /// Finds the generation serving a route and the names its module gets.
+    pub fn resolve(&self, route: &Route) -> Result<(Arc<Generation>, Target), CallError> {
         let generation = self
             .module(&route.module)
             .ok_or(CallError::ControllerNotFound)?;
-        let controller = generation
-            .spec
-            .controllers
-            .get(&route.controller)
-            .ok_or(CallError::ControllerNotFound)?;
-        if LIFECYCLE_HOOKS.contains(&route.action.as_str()) {
-            return Err(CallError::MethodNotFound);
-        }
-        let declared = controller.actions.contains(&route.action);
-        match (declared, controller.on_message) {
-            (true, _) => Ok((generation, false)),
-            (false, true) => Ok((generation, true)),
-            (false, false) => Err(CallError::MethodNotFound),
-        }
+        let target = generation.spec.target(route)?;
+        Ok((generation, target))
     }
 
     /// Looks at every `lib*.so` in the directory and loads what is new or changed.
@@ -288,7 +293,7 @@ impl Plugins {
     async fn load(&self, file: &Path) -> Result<(), String> {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let (owned_file, copies) = (file.to_path_buf(), self.copies.clone());
-        let (root, library) =
+        let (root, library, api) =
             tokio::task::spawn_blocking(move || loader::load(&owned_file, &copies, serial))
                 .await
                 .map_err(|e| format!("loader task failed: {e}"))?
@@ -298,7 +303,7 @@ impl Plugins {
                     }
                     e.reason
                 })?;
-        let spec = bridge::describe(root)?;
+        let spec = bridge::describe(root, api.minor >= NAMES_AS_DECLARED_SINCE)?;
         let previous = self.module(&spec.name);
         if let Some(previous) = &previous {
             if previous.file != file {
@@ -309,9 +314,11 @@ impl Plugins {
                 ));
             }
         }
-        let services = HostServices {
+        let services = Services {
             registry: self.registry.clone(),
-            delivery: self.delivery.clone(),
+            outlet: Arc::new(HostOutlet {
+                delivery: self.delivery.clone(),
+            }),
             module: spec.name.as_str().into(),
         };
         let module = bridge::construct(root, services, &self.config.module_config(&spec.name))
@@ -325,6 +332,7 @@ impl Plugins {
             spec,
             file: file.to_path_buf(),
             loaded_at: SystemTime::now(),
+            api,
         });
         let mut table = HashMap::clone(&self.current.load());
         table.insert(generation.spec.name.clone(), generation.clone());
@@ -333,6 +341,7 @@ impl Plugins {
         tracing::info!(
             module = %generation.spec.name,
             version = %generation.spec.version,
+            plugin_api = %generation.api,
             generation = generation.number,
             file = %file.display(),
             "plugin loaded"
@@ -371,12 +380,13 @@ impl Plugins {
                 json!({
                     "name": g.spec.name,
                     "version": g.spec.version,
+                    "plugin_api": g.api.to_string(),
                     "generation": g.number,
                     "file": g.file.display().to_string(),
                     "copy": g.copy().display().to_string(),
                     "loaded_at": unix(g.loaded_at),
                     "last_refusal": last_refusal(&g.file),
-                    "controllers": g.spec.controllers.iter().map(|(name, c)| (name.clone(), json!(c.actions))).collect::<serde_json::Map<_, _>>(),
+                    "controllers": g.spec.actions(),
                 })
             })
             .collect();
@@ -385,6 +395,22 @@ impl Plugins {
             .map(|r| json!({"file": r.file.display().to_string(), "reason": r.reason, "at": unix(r.at)}))
             .collect();
         (Value::Array(modules), Value::Array(refusals))
+    }
+}
+
+/// `onClose` for the close sequence: the registered `Module.Controller` reaches the
+/// current version of that module, bounded by `limits.call_timeout_ms`.
+#[async_trait]
+impl CloseHooks for Plugins {
+    async fn on_close(&self, registered: &str, info: &Value) -> Result<bool, CallError> {
+        let (module, controller) = registered.split_once('.').unwrap_or(("", registered));
+        let Some(generation) = self.module(&module_name(module)) else {
+            return Ok(false);
+        };
+        let controller = generation.spec.close_controller(controller);
+        let timeout = Duration::from_millis(self.config.limits.call_timeout_ms);
+        bridge::hook(generation, Hook::Close(&controller, info), timeout).await?;
+        Ok(true)
     }
 }
 

@@ -119,104 +119,97 @@ export_module!(Index);
 
 #[cfg(test)]
 mod tests {
-    use mswoole_plugin_api::{
-        serde_json::json,
-        testing::{call, request, FakeHost},
-    };
+    use mswoole_module_test::{serde_json::json, Options, TestHost};
 
     use super::*;
 
-    fn identity() -> Value {
-        json!({"id": 1, "type": "wechatUser", "code": "demo", "nickname": "alice", "ctime": 1})
+    /// A host with Index loaded with `config`, acks off so replies stand alone.
+    fn host(config: Value) -> TestHost {
+        let host = TestHost::with_options(Options {
+            ack: false,
+            ..Options::default()
+        });
+        host.load::<Index>(config).expect("Index loads");
+        host
     }
 
-    fn index(config: Value) -> Index {
-        Index::new(FakeHost::new().handle(), config).expect("valid config")
+    fn alice(host: &TestHost) -> mswoole_module_test::Conn {
+        host.connect(json!({"id": 1, "type": "wechatUser", "code": "demo", "nickname": "<alice>", "ctime": 1}))
     }
 
     #[test]
     fn index_answers_success() {
-        let reply = call(
-            &index(json!({})),
-            request("f1", "Index", "index", json!({}), &identity()),
+        let host = host(json!({}));
+        assert_eq!(
+            alice(&host).send(json!({"method": "index.index.index"})),
+            vec![json!({"status": 200, "event": "success", "info": "执行完成"})]
         );
-        assert_eq!(reply, Ok(Some(Envelope::ok("success", "执行完成"))));
     }
 
     #[test]
-    fn echo_returns_the_message_as_received() {
-        let message = request("f1", "Index", "echo", json!({"say": "hi"}), &identity());
-        let expected = message.message().clone();
-        let reply = call(&index(json!({})), message).expect("echo answers");
-        let param = reply
-            .and_then(|e| e.param.into_option())
-            .expect("echo has a param");
-        assert_eq!(serde_json::from_str::<Value>(&param).ok(), Some(expected));
+    fn echo_returns_the_message_as_the_host_prepared_it() {
+        let host = host(json!({}));
+        let alice = alice(&host);
+        let reply = alice.send(json!({"method": "echo", "say": "<hi>", "fd": "forged"}));
+        let param = &reply[0]["param"];
+        assert_eq!(param["say"], "&lt;hi&gt;", "strings are escaped");
+        assert_eq!(
+            param["fd"],
+            alice.fd(),
+            "fd is the host's, not the client's"
+        );
+        assert_eq!(param["code"], "demo");
+        assert_eq!(param["auth"]["nickname"], "&lt;alice&gt;");
+        assert!(param["auth"].get("ctime").is_none());
     }
 
     #[test]
     fn fallback_names_the_unknown_action() {
-        let reply = call(
-            &index(json!({})),
-            request("f1", "Fallback", "zap", json!({}), &identity()),
-        );
-        let envelope = reply.expect("fallback answers").expect("with an envelope");
-        assert_eq!(envelope.event.as_str(), "onMessage");
-        assert_eq!(
-            envelope.param.into_option().map(|p| p.into_string()),
-            Some("\"zap\"".into())
-        );
+        let host = host(json!({}));
+        let reply = alice(&host).send(json!({"method": "index.fallback.ZAP"}));
+        assert_eq!(reply[0]["event"], "onMessage");
+        assert_eq!(reply[0]["param"], "zap");
     }
 
     #[test]
     fn debug_actions_are_refused_unless_configured() {
-        let reply = call(
-            &index(json!({})),
-            request("f1", "Debug", "sleep", json!({}), &identity()),
-        );
-        assert!(
-            matches!(reply, Err(ModuleError::Refused { status: 405, .. })),
-            "{reply:?}"
-        );
-        let reply = call(
-            &index(json!({"debug_actions": true})),
-            request("f1", "Debug", "sleep", json!({"ms": 5}), &identity()),
-        );
+        let off = host(json!({}));
+        let reply = alice(&off).send(json!({"method": "index.debug.sleep"}));
+        assert_eq!(reply[0]["status"], 405);
+
+        let on = host(json!({"debug_actions": true}));
+        let phone = alice(&on);
         assert_eq!(
-            reply.expect("sleep answers").map(|e| e.event.into_string()),
-            Some("slept".into())
+            phone.send(json!({"method": "index.debug.sleep", "ms": 50})),
+            Vec::<Value>::new()
+        );
+        on.advance_ms(49);
+        assert_eq!(phone.take(), Vec::<Value>::new(), "still sleeping");
+        on.advance_ms(1);
+        assert_eq!(phone.take()[0]["event"], "slept");
+        let reply = phone.send(json!({"method": "index.debug.panic"}));
+        assert_eq!(
+            reply[0],
+            json!({"status": 500, "event": "controllerError", "info": "控制器执行错误"})
         );
     }
 
     #[test]
     fn the_handled_count_survives_a_swap() {
-        let old = index(json!({}));
+        let host = host(json!({}));
+        let alice = alice(&host);
         for _ in 0..3 {
-            let _ = call(
-                &old,
-                request("f1", "Index", "index", json!({}), &identity()),
-            );
+            alice.send(json!({"method": "index.index.index"}));
         }
-        let state = old.export_state().expect("export").expect("a count");
-        let new = index(json!({}));
-        new.import_state(&state).expect("import");
-        let reply = call(
-            &new,
-            request("f1", "Index", "stats", json!({}), &identity()),
-        );
-        let param = reply
-            .expect("stats answers")
-            .and_then(|e| e.param.into_option());
-        assert_eq!(
-            param.map(|p| p.into_string()),
-            Some(r#"{"handled":4}"#.into())
-        );
-        assert!(new.import_state("not a number").is_err());
+        host.swap::<Index>(json!({}))
+            .expect("the new version takes the count");
+        let reply = alice.send(json!({"method": "index.index.stats"}));
+        assert_eq!(reply[0]["param"], json!({"handled": 4}));
     }
 
     #[test]
     fn a_bad_config_value_is_refused_with_its_name() {
-        let error = Index::new(FakeHost::new().handle(), json!({"debug_actions": "yes"})).err();
-        assert!(error.is_some_and(|e| e.contains("modules.Index.debug_actions")));
+        let error = TestHost::new().load::<Index>(json!({"debug_actions": "yes"}));
+        assert!(error.is_err_and(|e| e.contains("modules.Index.debug_actions")));
     }
 }

@@ -1,9 +1,12 @@
-//! The Live protocol against a fake host: one big screen and two phones in room `demo`.
+//! The Live protocol through the module test kit: one big screen and two phones
+//! in room `demo`, as the host would route, prepare and answer their messages.
 
-use mswoole_plugin_api::{
+use std::{cell::RefCell, collections::HashMap};
+
+use mswoole_module_test::{
+    block_on, close_keys_key, controllers_key,
     serde_json::{json, Value},
-    testing::{block_on, call, request, FakeHost},
-    Envelope, Module, ModuleError, Outcome,
+    Conn, Failure, Options, Registry, TestHost,
 };
 
 use crate::Live;
@@ -30,7 +33,7 @@ fn identity(fd: &str) -> Value {
     }
 }
 
-/// What a client received: status, event and param (parsed).
+/// What a client received: status, event and param.
 #[derive(Debug, Clone, PartialEq)]
 struct Got {
     status: u16,
@@ -38,15 +41,18 @@ struct Got {
     param: Option<Value>,
 }
 
-impl From<Envelope> for Got {
-    fn from(envelope: Envelope) -> Self {
+impl From<Value> for Got {
+    fn from(frame: Value) -> Self {
         Got {
-            status: envelope.status,
-            event: envelope.event.into_string(),
-            param: envelope
-                .param
-                .into_option()
-                .map(|p| serde_json::from_str(&p).expect("param is JSON")),
+            status: frame["status"]
+                .as_u64()
+                .and_then(|s| u16::try_from(s).ok())
+                .expect("an envelope has a status"),
+            event: frame["event"]
+                .as_str()
+                .expect("an envelope has an event")
+                .into(),
+            param: frame.get("param").cloned(),
         }
     }
 }
@@ -79,77 +85,112 @@ fn ok_bare(event: &str) -> Got {
     }
 }
 
-/// The Live module on a fake host where the three test connections are online.
+/// Live on a test host where the three test connections are online (acks off, so
+/// a reply is the first frame a sender gets).
 struct Fixture {
-    host: FakeHost,
-    live: Live,
+    host: TestHost,
+    /// Connections by fd.
+    conns: RefCell<HashMap<String, Conn>>,
+    /// Frames that arrived behind a reply, not yet looked at.
+    backlog: RefCell<HashMap<String, Vec<Got>>>,
 }
 
 impl Fixture {
     fn new() -> Self {
-        let host = FakeHost::new();
+        let host = TestHost::with_options(Options {
+            ack: false,
+            ..Options::default()
+        });
+        host.load::<Live>(json!({}))
+            .expect("an empty config is valid");
+        let room = Fixture {
+            host,
+            conns: RefCell::default(),
+            backlog: RefCell::default(),
+        };
         for fd in [WALL, ALICE, BOB] {
-            host.state().identities.insert(fd.into(), identity(fd));
+            room.conn_as(fd, &identity(fd));
         }
-        let live = Live::new(host.handle(), json!({})).expect("an empty config is valid");
-        Fixture { host, live }
+        room
     }
 
-    /// `method` (`controller.action`) from `fd` as its identity, with `message`.
-    fn send_as(&self, fd: &str, as_identity: &Value, method: &str, message: Value) -> Outcome {
-        let (controller, action) = method.split_once('.').expect("controller.action");
-        call(
-            &self.live,
-            request(fd, controller, action, message, as_identity),
-        )
+    /// The connection `fd`, connected with `claims` if it is not yet.
+    fn conn_as(&self, fd: &str, claims: &Value) -> Conn {
+        self.conns
+            .borrow_mut()
+            .entry(fd.into())
+            .or_insert_with(|| self.host.connect_as(fd, claims.clone()))
+            .clone()
     }
 
-    /// `method` from `fd` with `message`.
-    fn send(&self, fd: &str, method: &str, message: Value) -> Outcome {
+    /// `live.<method>` from `fd` (connected as `claims` if new): the reply it got.
+    fn send_as(&self, fd: &str, claims: &Value, method: &str, mut message: Value) -> Got {
+        message["method"] = Value::from(format!("live.{method}"));
+        let conn = self.conn_as(fd, claims);
+        // What arrived before this message is not its reply.
+        let earlier = conn.take().into_iter().map(Got::from);
+        self.backlog
+            .borrow_mut()
+            .entry(fd.into())
+            .or_default()
+            .extend(earlier);
+        let mut frames = conn.send(message).into_iter();
+        let reply = frames
+            .next()
+            .unwrap_or_else(|| panic!("{method} from {fd}: no reply"));
+        self.backlog
+            .borrow_mut()
+            .entry(fd.into())
+            .or_default()
+            .extend(frames.map(Got::from));
+        reply.into()
+    }
+
+    /// `method` from one of the three test connections: the reply.
+    fn send(&self, fd: &str, method: &str, message: Value) -> Got {
         self.send_as(fd, &identity(fd), method, message)
     }
 
-    /// `method` from `fd`, which must be answered with an envelope.
+    /// `method` from `fd`, which must be answered 200.
+    #[track_caller]
     fn reply(&self, fd: &str, method: &str, message: Value) -> Got {
-        match self.send(fd, method, message) {
-            Ok(Some(envelope)) => envelope.into(),
-            other => panic!("{method} from {fd}: expected a reply, got {other:?}"),
-        }
+        let got = self.send(fd, method, message);
+        assert_eq!(got.status, 200, "{method} from {fd}: {got:?}");
+        got
     }
 
     /// `method` from `fd`, which must be refused with `status` and `event`.
     #[track_caller]
     fn refused(&self, fd: &str, method: &str, message: Value, status: u16, event: &str) {
-        match self.send(fd, method, message) {
-            Err(ModuleError::Refused {
-                status: got,
-                event: got_event,
-                ..
-            }) if got == status && got_event.as_str() == event => {}
-            other => panic!("{method} from {fd}: expected {status} {event}, got {other:?}"),
-        }
+        let got = self.send(fd, method, message);
+        assert_eq!(
+            (got.status, got.event.as_str()),
+            (status, event),
+            "{method} from {fd}: {got:?}"
+        );
     }
 
-    /// Everything sent to `fd` since the last look (the replies are not in it).
+    /// Everything sent to `fd` since the last look, besides its replies.
     fn inbox(&self, fd: &str) -> Vec<Got> {
-        let mut state = self.host.state();
-        let (mine, others) = std::mem::take(&mut state.sent)
-            .into_iter()
-            .partition::<Vec<_>, _>(|(to, _)| to == fd);
-        state.sent = others;
-        mine.into_iter()
-            .map(|(_, envelope)| envelope.into())
-            .collect()
+        let mut got = self.backlog.borrow_mut().remove(fd).unwrap_or_default();
+        if let Some(conn) = self.conns.borrow().get(fd) {
+            got.extend(conn.take().into_iter().map(Got::from));
+        }
+        got
     }
 
-    /// Members of a set.
+    /// Members of a set, sorted.
     fn members(&self, key: &str) -> Vec<String> {
-        let state = self.host.state();
-        state
-            .sets
-            .get(key)
-            .map(|set| set.iter().cloned().collect())
-            .unwrap_or_default()
+        self.host.members(key)
+    }
+
+    /// Whether the registry holds nothing but connection records and nobody got a frame.
+    fn untouched(&self) -> bool {
+        let fds: Vec<String> = self.conns.borrow().keys().cloned().collect();
+        let keys = self.host.registry().keys();
+        keys.iter()
+            .all(|key| key == "WEBSOCKET_FDINFO" || key == "WEBSOCKET_UIDTOFD")
+            && fds.iter().all(|fd| self.inbox(fd).is_empty())
     }
 
     /// Everyone joins room `demo`.
@@ -215,7 +256,7 @@ fn a_whole_live_event() {
     assert_eq!(room.members("LIVE_USER_ROOM_demo"), vec![ALICE, BOB]);
 
     // Alice speaks: the screen gets it for moderation, the phones get nothing yet.
-    let first = room.user_says(ALICE, "hello &amp; welcome");
+    let first = room.user_says(ALICE, "hello & <welcome>");
     let need_check = room.inbox(WALL);
     assert_eq!(need_check.len(), 1, "{need_check:?}");
     assert_eq!(
@@ -225,7 +266,10 @@ fn a_whole_live_event() {
     let queued = need_check[0].param.clone().expect("the message to check");
     assert_eq!(Fixture::id_of(&queued), first);
     assert_eq!(queued["nickname"], "alice");
-    assert_eq!(queued["say"], "hello &amp; welcome");
+    assert_eq!(
+        queued["say"], "hello &amp; &lt;welcome&gt;",
+        "the host escaped it"
+    );
     assert!(queued["ctime"].as_u64().is_some_and(|t| t > 1_700_000_000));
     assert_eq!(keys(&queued), ["id", "nickname", "say", "ctime"]);
     assert!(room.inbox(ALICE).is_empty() && room.inbox(BOB).is_empty());
@@ -353,32 +397,31 @@ const EVERY_ACTION: [&str; 11] = [
     "Wall.history",
 ];
 
-/// Whether the fake host holds nothing a module wrote and nothing was sent.
-fn untouched(host: &FakeHost) -> bool {
-    let state = host.state();
-    state.sent.is_empty()
-        && state.sets.is_empty()
-        && state.hashes.is_empty()
-        && state.lists.is_empty()
-        && state.counters.is_empty()
-        && state.close_keys.is_empty()
-        && state.close_controllers.is_empty()
-}
-
 #[test]
 fn an_empty_room_code_is_999_before_anything_else() {
     let room = Fixture::new();
     // A phone without a room calling screen actions: the code is checked before the type.
     let no_room = token(json!(1), "wechatUser", "", "alice");
     for method in EVERY_ACTION {
-        match room.send_as(ALICE, &no_room, method, json!({"say": "hi", "id": 1})) {
-            Err(ModuleError::Refused {
-                status: 999, event, ..
-            }) if event.as_str() == "codeIsEmpty" => {}
-            other => panic!("{method} without a room: {other:?}"),
-        }
+        let got = room.send_as(
+            "fd-no-room",
+            &no_room,
+            method,
+            json!({"say": "hi", "id": 1}),
+        );
+        assert_eq!(
+            (got.status, got.event.as_str()),
+            (999, "codeIsEmpty"),
+            "{method}"
+        );
     }
-    assert!(untouched(&room.host));
+    // A numeric room code is a room code: the host gives the module its text.
+    let numeric_room = json!({"id": 4, "type": "wall", "code": 42, "nickname": "screen"});
+    assert_eq!(
+        room.send_as("fd-numeric", &numeric_room, "Wall.join", json!({})),
+        ok_bare("wallJoinSuccess")
+    );
+    assert_eq!(room.members("LIVE_WALL_ROOM_42"), vec!["fd-numeric"]);
 }
 
 #[test]
@@ -395,15 +438,10 @@ fn the_wrong_token_type_is_403_and_writes_nothing() {
     // Another type entirely (an anonymous connection) is refused by both controllers.
     let anonymous = token(json!("n/1/9"), "anonymous", "demo", "");
     for method in EVERY_ACTION {
-        assert!(
-            matches!(
-                room.send_as("fd-anon", &anonymous, method, message.clone()),
-                Err(ModuleError::Refused { status: 403, .. })
-            ),
-            "{method} as anonymous"
-        );
+        let got = room.send_as("fd-anon", &anonymous, method, message.clone());
+        assert_eq!(got.status, 403, "{method} as anonymous: {got:?}");
     }
-    assert!(untouched(&room.host), "{:?}", room.host.state());
+    assert!(room.untouched(), "{:?}", room.host.registry().keys());
 }
 
 #[test]
@@ -432,7 +470,14 @@ fn a_missing_or_bad_parameter_is_401() {
         room.refused(WALL, "Wall.history", bad, 401, "typeError");
     }
     assert!(room.inbox(WALL).is_empty() && room.inbox(ALICE).is_empty());
-    assert!(room.host.state().hashes.is_empty(), "nothing was stored");
+    let stored: Vec<String> = room
+        .host
+        .registry()
+        .keys()
+        .into_iter()
+        .filter(|key| key.contains("MESSAGE"))
+        .collect();
+    assert!(stored.is_empty(), "nothing was stored: {stored:?}");
 }
 
 #[test]
@@ -486,15 +531,14 @@ fn rooms_do_not_hear_each_other() {
     let room = Fixture::new();
     room.everyone_joins();
     let elsewhere = token(json!(3), "wechatUser", "other", "carol");
-    room.send_as("fd-carol", &elsewhere, "User.join", json!({}))
-        .expect("carol joins room other");
+    assert_eq!(
+        room.send_as("fd-carol", &elsewhere, "User.join", json!({})),
+        ok_bare("userJoinSuccess")
+    );
     room.wall_says("demo only");
     assert!(room.inbox("fd-carol").is_empty());
-    let history = room
-        .send_as("fd-carol", &elsewhere, "User.history", json!({}))
-        .expect("history answers")
-        .expect("with an envelope");
-    assert_eq!(Got::from(history), ok("wallSayHistory", json!([])));
+    let history = room.send_as("fd-carol", &elsewhere, "User.history", json!({}));
+    assert_eq!(history, ok("wallSayHistory", json!([])));
 }
 
 #[test]
@@ -531,7 +575,7 @@ fn histories_are_paged_newest_first_and_count_is_clamped_to_1_through_20() {
 fn an_unreachable_registry_is_503_unavailable() {
     let room = Fixture::new();
     room.everyone_joins();
-    room.host.state().unavailable = true;
+    room.host.fail_registry(Failure::Unavailable);
     for (fd, method, message) in [
         (ALICE, "User.join", json!({})),
         (ALICE, "User.say", json!({"say": "hi"})),
@@ -541,65 +585,69 @@ fn an_unreachable_registry_is_503_unavailable() {
         (WALL, "Wall.clean", json!({})),
         (WALL, "Wall.history", json!({"type": "user"})),
     ] {
-        assert!(
-            matches!(
-                room.send(fd, method, message),
-                Err(ModuleError::Unavailable(_))
-            ),
+        let got = room.send(fd, method, message);
+        assert_eq!(
+            (got.status, got.event.as_str()),
+            (503, "unavailable"),
             "{method}"
         );
     }
     // The checks that need no registry still answer as usual.
     room.refused(ALICE, "User.say", json!({}), 401, "badParameter");
     room.refused(ALICE, "Wall.say", json!({"say": "hi"}), 403, "mustBeWall");
+    // And when it is back, so is the room.
+    room.host.heal_registry();
+    room.user_says(ALICE, "back");
+    assert_eq!(room.inbox(WALL).len(), 1);
 }
 
 #[test]
 fn a_storage_error_storing_a_wall_message_is_501_insert_db_error() {
-    let room = crate::room::Room::new(FakeHost::new().handle(), "demo", 0);
-    let refused = crate::wall::insert_error(
-        &room,
-        mswoole_plugin_api::HostError::Storage("WRONGTYPE".into()),
-    );
+    let room = Fixture::new();
+    room.everyone_joins();
+    room.host.fail_registry(Failure::Storage);
+    room.refused(WALL, "Wall.say", json!({"say": "hi"}), 501, "insertDbError");
+    assert!(room.inbox(ALICE).is_empty(), "nothing is broadcast");
     assert!(
-        matches!(&refused, ModuleError::Refused { status: 501, event, .. } if event.as_str() == "insertDbError"),
-        "{refused:?}"
+        room.host
+            .log()
+            .iter()
+            .any(|line| line.module == "Live"
+                && line.message.contains("cannot store a wall message")),
+        "the detail goes to the log"
     );
-    let unavailable = crate::wall::insert_error(
-        &room,
-        mswoole_plugin_api::HostError::Unavailable("down".into()),
-    );
-    assert!(matches!(unavailable, ModuleError::Unavailable(_)));
 }
 
 #[test]
-fn joining_registers_the_close_key_and_on_close_removes_the_phone() {
+fn joining_registers_the_close_key_and_closing_removes_the_phone() {
     let room = Fixture::new();
     room.everyone_joins();
-    {
-        let state = room.host.state();
-        assert!(state.close_keys[ALICE].contains("LIVE_USER_ROOM_demo"));
-        assert!(state.close_controllers[ALICE].contains("Live.User"));
-        assert!(state.close_keys[WALL].contains("LIVE_WALL_ROOM_demo"));
-        assert!(!state.close_controllers.contains_key(WALL));
-    }
-    let info =
-        json!({"fd": BOB, "code": "demo", "auth": {"id": 2, "type": "wechatUser", "code": "demo"}});
-    block_on(room.live.on_close("User", info)).expect("onClose succeeds");
+    assert!(room
+        .members(&close_keys_key(ALICE))
+        .contains(&"LIVE_USER_ROOM_demo".to_string()));
+    assert_eq!(room.members(&controllers_key(ALICE)), vec!["Live.User"]);
+    assert_eq!(
+        room.members(&close_keys_key(WALL)),
+        vec!["LIVE_WALL_ROOM_demo"]
+    );
+    assert!(room.members(&controllers_key(WALL)).is_empty());
+    // Bob's phone drops: the host runs its close sequence, Live's onClose included.
+    room.conns.borrow()[BOB].close();
     assert_eq!(room.members("LIVE_USER_ROOM_demo"), vec![ALICE]);
+    assert!(room
+        .host
+        .registry()
+        .keys()
+        .iter()
+        .all(|key| !key.contains(BOB)));
     // Bob hears nothing more.
     room.wall_says("after bob left");
     assert!(room.inbox(BOB).is_empty());
     assert_eq!(room.inbox(ALICE).len(), 1);
-    // Other controllers' onClose and incomplete infos change nothing.
-    block_on(
-        room.live
-            .on_close("Wall", json!({"fd": WALL, "code": "demo"})),
-    )
-    .expect("ignored");
-    block_on(room.live.on_close("User", json!({"fd": ALICE}))).expect("ignored");
+    // The screen closing leaves its room and nothing else.
+    room.conns.borrow()[WALL].close();
+    assert!(room.members("LIVE_WALL_ROOM_demo").is_empty());
     assert_eq!(room.members("LIVE_USER_ROOM_demo"), vec![ALICE]);
-    assert_eq!(room.members("LIVE_WALL_ROOM_demo"), vec![WALL]);
 }
 
 #[test]
@@ -608,20 +656,17 @@ fn message_ids_come_from_one_counter_across_rooms() {
     room.everyone_joins();
     let first = room.user_says(ALICE, "in demo");
     let elsewhere = token(json!("w-8"), "wall", "other", "screen 2");
-    let reply = room
-        .send_as(
-            "fd-wall-2",
-            &elsewhere,
-            "Wall.say",
-            json!({"say": "in other"}),
-        )
-        .expect("wall say answers")
-        .expect("with an envelope");
-    let second = Got::from(reply).param.expect("the message");
+    let reply = room.send_as(
+        "fd-wall-2",
+        &elsewhere,
+        "Wall.say",
+        json!({"say": "in other"}),
+    );
+    let second = reply.param.expect("the message");
     assert_eq!(Fixture::id_of(&second), first + 1);
     assert_eq!(
-        room.host.state().counters.get("LIVE_MESSAGE_ID"),
-        Some(&(first + 1))
+        block_on(room.host.registry().incr("LIVE_MESSAGE_ID", 0)),
+        Ok(first + 1)
     );
 }
 

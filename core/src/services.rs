@@ -1,36 +1,65 @@
-//! The host's side of [`HostApi`]: what a module may ask of the host.
+//! The host API a module calls, on top of a registry and an [`Outlet`].
 //!
-//! Each callback returns a future the module awaits; with the memory registry it
-//! is ready on its first poll. Keys from modules are checked here: the
-//! `WEBSOCKET_*` keys belong to the host. This handle holds the registry and the
-//! connection table, never the plugin table, so modules and the host never keep
-//! each other alive in a cycle.
+//! One implementation of [`HostApi`] serves the host and the module test kit: the
+//! key rules (`WEBSOCKET_*` belongs to the host), the envelope checks and the
+//! registry semantics are the same in both. What differs is only where frames,
+//! closes, sleeps and log lines go, which is the [`Outlet`]: the host's connections
+//! on every node, or the kit's simulated ones. Each callback returns a future the
+//! module awaits; with the memory registry it is ready on its first poll.
+//!
+//! This handle holds the registry and the outlet, never the plugin table, so
+//! modules and the host never keep each other alive in a cycle.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc};
 
-use abi_stable::std_types::{ROption, RResult, RString, RVec, Tuple2};
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RArc, ROption, RResult, RString, RVec, Tuple2},
+};
 use async_ffi::FutureExt as _;
+use async_trait::async_trait;
 use mswoole_plugin_api::{
-    ffi::{Envelope as FfiEnvelope, HostApi, HostFuture},
+    ffi::{Envelope as FfiEnvelope, HostApi, HostApiBox, HostApi_TO, HostFuture},
     HostError, LogLevel, PLUGIN_API_VERSION,
 };
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
-    delivery::Delivery,
-    envelope::Envelope,
+    boundary::render,
     registry::{close_keys_key, controllers_key, is_host_key, Registry, RegistryError},
 };
 
-/// What one module's handle can reach.
+/// A boxed future, as the outlet hands them out.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Where a module's frames, closes, sleeps and log lines go.
+#[async_trait]
+pub trait Outlet: Send + Sync {
+    /// Sends a frame to each fd, on whatever node holds it; returns how many it reached.
+    async fn to_fds(&self, fds: &[String], text: String) -> Result<u64, RegistryError>;
+    /// Closes a connection with 1000 (its close sequence runs); `true` if it was found.
+    async fn close(&self, fd: &str) -> Result<bool, RegistryError>;
+    /// Completes after `millis` milliseconds.
+    fn sleep(&self, millis: u64) -> BoxFuture<()>;
+    /// Writes a module's log line.
+    fn log(&self, module: &str, level: LogLevel, message: &str);
+}
+
+/// What one module's host handle can reach.
 #[derive(Clone)]
-pub struct HostServices {
+pub struct Services {
     /// The registry (memory or Redis).
     pub registry: Arc<dyn Registry>,
-    /// Frames to connections on any node.
-    pub delivery: Arc<Delivery>,
+    /// Frames, closes, sleeps and logs.
+    pub outlet: Arc<dyn Outlet>,
     /// The module's name, for log lines.
     pub module: Arc<str>,
+}
+
+impl Services {
+    /// The handle a module's constructor receives.
+    pub fn into_handle(self) -> HostApiBox {
+        HostApi_TO::from_ptr(RArc::new(self), TD_Opaque)
+    }
 }
 
 impl From<RegistryError> for HostError {
@@ -55,27 +84,17 @@ fn module_key(key: RString) -> Result<String, HostError> {
     Ok(key.into_string())
 }
 
-/// Copies a module's envelope into host memory and renders it, checking `param`.
-pub fn render(envelope: FfiEnvelope) -> Result<Envelope, String> {
-    let host = Envelope::new(envelope.status, &envelope.event, &envelope.info);
-    match envelope.param.into_option() {
-        None => Ok(host),
-        Some(param) => host
-            .with_param_text(&param)
-            .map_err(|_| "envelope param is not JSON".to_string()),
-    }
-}
-
-fn frame(envelope: FfiEnvelope) -> Result<Utf8Bytes, HostError> {
+/// A module's envelope as frame text; a `param` that is not JSON is refused.
+fn frame(envelope: FfiEnvelope) -> Result<String, HostError> {
     let envelope = render(envelope).map_err(|reason| HostError::Refused(reason.into()))?;
-    Ok(Utf8Bytes::from(envelope.to_json()))
+    Ok(envelope.to_json())
 }
 
 fn strings(values: Vec<String>) -> RVec<RString> {
     values.into_iter().map(RString::from).collect()
 }
 
-impl HostServices {
+impl Services {
     /// Runs a registry operation on a module key as a host future.
     fn keyed<T, F>(
         &self,
@@ -84,64 +103,60 @@ impl HostServices {
     ) -> HostFuture<T>
     where
         T: Send + 'static,
-        F: std::future::Future<Output = Result<T, HostError>> + Send + 'static,
+        F: Future<Output = Result<T, HostError>> + Send + 'static,
     {
-        let registry = self.registry.clone();
         match module_key(key) {
-            Ok(key) => {
-                let future = op(registry, key);
-                async move { RResult::from(future.await) }.into_ffi()
-            }
+            Ok(key) => op(self.registry.clone(), key).map_result(),
             Err(error) => std::future::ready(RResult::RErr(error)).into_ffi(),
         }
     }
+
+    /// Runs an operation on the registry as a host future.
+    fn registry<T, F>(&self, op: impl FnOnce(Arc<dyn Registry>) -> F) -> HostFuture<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, RegistryError>> + Send + 'static,
+    {
+        let future = op(self.registry.clone());
+        async move { Ok(future.await?) }.map_result()
+    }
 }
 
-impl HostApi for HostServices {
+impl HostApi for Services {
     fn api_version(&self) -> u32 {
         PLUGIN_API_VERSION
     }
 
     fn send(&self, fd: RString, envelope: FfiEnvelope) -> HostFuture<bool> {
-        let delivery = self.delivery.clone();
+        let outlet = self.outlet.clone();
         async move {
             let text = frame(envelope)?;
-            let reach = delivery.to_fds(&[fd.into_string()], &text).await?;
-            Ok(reach.local + reach.relayed > 0)
+            Ok(outlet.to_fds(&[fd.into_string()], text).await? > 0)
         }
         .map_result()
     }
 
     fn send_to_set(&self, key: RString, envelope: FfiEnvelope) -> HostFuture<u64> {
-        let delivery = self.delivery.clone();
+        let outlet = self.outlet.clone();
         let text = frame(envelope);
-        self.keyed(key, move |_, key| async move {
-            let reach = delivery.to_set(&key, &text?).await?;
-            Ok(reach.local + reach.relayed)
+        self.keyed(key, move |registry, key| async move {
+            let text = text?;
+            let members = registry.set_members(&key).await?;
+            Ok(outlet.to_fds(&members, text).await?)
         })
     }
 
     fn close(&self, fd: RString) -> HostFuture<bool> {
-        let delivery = self.delivery.clone();
-        async move { Ok(delivery.close(&fd).await?) }.map_result()
+        let outlet = self.outlet.clone();
+        async move { Ok(outlet.close(&fd).await?) }.map_result()
     }
 
     fn identity(&self, fd: RString) -> HostFuture<ROption<RString>> {
-        let registry = self.registry.clone();
-        async move {
-            let found = registry.identity(&fd).await.map_err(HostError::from)?;
-            Ok(found.map(RString::from).into())
-        }
-        .map_result()
+        self.registry(|r| async move { Ok(r.identity(&fd).await?.map(RString::from).into()) })
     }
 
     fn uid_fd(&self, uid: RString) -> HostFuture<ROption<RString>> {
-        let registry = self.registry.clone();
-        async move {
-            let found = registry.uid_fd(&uid).await.map_err(HostError::from)?;
-            Ok(found.map(RString::from).into())
-        }
-        .map_result()
+        self.registry(|r| async move { Ok(r.uid_fd(&uid).await?.map(RString::from).into()) })
     }
 
     fn set_add(&self, key: RString, member: RString) -> HostFuture<bool> {
@@ -234,33 +249,38 @@ impl HostApi for HostServices {
     }
 
     fn add_close_controller(&self, fd: RString, controller: RString) -> HostFuture<()> {
-        let registry = self.registry.clone();
-        async move {
-            registry
-                .set_add(&controllers_key(&fd), &controller)
+        self.registry(|r| async move {
+            r.set_add(&controllers_key(&fd), &controller)
                 .await
-                .map_err(HostError::from)?;
+                .map(drop)
+        })
+    }
+
+    fn sleep(&self, millis: u64) -> HostFuture<()> {
+        let slept = self.outlet.sleep(millis);
+        async move {
+            slept.await;
             Ok(())
         }
         .map_result()
     }
 
-    fn sleep(&self, millis: u64) -> HostFuture<()> {
-        async move {
-            tokio::time::sleep(Duration::from_millis(millis)).await;
-            RResult::ROk(())
-        }
-        .into_ffi()
+    fn log(&self, level: LogLevel, message: RString) {
+        self.outlet.log(&self.module, level, &message);
     }
 
-    fn log(&self, level: LogLevel, message: RString) {
-        let module = &*self.module;
-        match level {
-            LogLevel::Error => tracing::error!(module, "{message}"),
-            LogLevel::Warn => tracing::warn!(module, "{message}"),
-            LogLevel::Info => tracing::info!(module, "{message}"),
-            LogLevel::Debug => tracing::debug!(module, "{message}"),
-        }
+    fn remove_close_key(&self, fd: RString, key: RString) -> HostFuture<()> {
+        self.keyed(key, move |r, key| async move {
+            Ok(r.set_remove(&close_keys_key(&fd), &key).await.map(drop)?)
+        })
+    }
+
+    fn remove_close_controller(&self, fd: RString, controller: RString) -> HostFuture<()> {
+        self.registry(|r| async move {
+            r.set_remove(&controllers_key(&fd), &controller)
+                .await
+                .map(drop)
+        })
     }
 }
 
@@ -272,7 +292,7 @@ trait MapResult<T> {
 impl<T, F> MapResult<T> for F
 where
     T: Send + 'static,
-    F: std::future::Future<Output = Result<T, HostError>> + Send + 'static,
+    F: Future<Output = Result<T, HostError>> + Send + 'static,
 {
     fn map_result(self) -> HostFuture<T> {
         async move { RResult::from(self.await) }.into_ffi()

@@ -2,12 +2,14 @@
 //!
 //! One `std::sync::Mutex` around plain maps: every operation is a few hash
 //! lookups and never awaits while holding the lock, so an async mutex would only
-//! add cost. Expiry is checked when a key is touched.
+//! add cost. Expiry is checked when a key is touched, against a [`Clock`] (the
+//! module test kit moves a manual one). The kit can also make every operation
+//! fail, to show a module what it gets when the registry is away.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    sync::{Mutex, MutexGuard},
-    time::{Duration, Instant},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -15,7 +17,10 @@ use async_trait::async_trait;
 use super::{
     close_keys_key, controllers_key, list_span, Registry, RegistryError, Result, FDINFO, UIDTOFD,
 };
-use crate::identity::Identity;
+use crate::{
+    clock::{Clock, SystemClock},
+    identity::Identity,
+};
 
 /// What one key holds.
 #[derive(Debug)]
@@ -30,16 +35,17 @@ enum Entry {
 #[derive(Debug, Default)]
 struct Store {
     entries: HashMap<String, Entry>,
-    expiries: HashMap<String, Instant>,
+    /// When each key expires, on the registry's clock.
+    expiries: HashMap<String, Duration>,
+    /// The clock's reading when the lock was taken.
+    now: Duration,
+    /// When set, every operation fails with this error (the test kit's fault injection).
+    failure: Option<RegistryError>,
 }
 
 impl Store {
     fn drop_if_expired(&mut self, key: &str) {
-        if self
-            .expiries
-            .get(key)
-            .is_some_and(|at| *at <= Instant::now())
-        {
+        if self.expiries.get(key).is_some_and(|at| *at <= self.now) {
             self.expiries.remove(key);
             self.entries.remove(key);
         }
@@ -101,27 +107,80 @@ fn wrong_type(key: &str) -> RegistryError {
 }
 
 /// The memory backend.
-#[derive(Debug, Default)]
 pub struct MemoryRegistry {
     store: Mutex<Store>,
+    /// What expiry is measured against.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRegistry").finish_non_exhaustive()
+    }
 }
 
 impl MemoryRegistry {
-    /// An empty registry.
+    /// An empty registry on the real clock.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_clock(Arc::new(SystemClock::new()))
+    }
+
+    /// An empty registry whose expiries follow `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        MemoryRegistry {
+            store: Mutex::default(),
+            clock,
+        }
+    }
+
+    /// Makes every later operation fail with `failure` (`None` heals it). The host
+    /// never calls this; the module test kit does, to simulate an outage.
+    pub fn set_failure(&self, failure: Option<RegistryError>) {
+        self.lock().failure = failure;
+    }
+
+    /// Every key that holds something now, sorted (for tests: what a module left behind).
+    pub fn keys(&self) -> Vec<String> {
+        let mut store = self.lock();
+        store.now = self.clock.now();
+        let all: Vec<String> = store.entries.keys().cloned().collect();
+        let mut live: Vec<String> = all
+            .into_iter()
+            .filter(|key| {
+                store.drop_if_expired(key);
+                store.entries.contains_key(key)
+            })
+            .collect();
+        live.sort();
+        live
     }
 
     /// The store; a panic while it was held cannot leave it half-written, so poison is ignored.
-    fn store(&self) -> MutexGuard<'_, Store> {
+    fn lock(&self) -> MutexGuard<'_, Store> {
         self.store
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The store with the clock read, or the injected failure.
+    fn store(&self) -> Result<MutexGuard<'_, Store>> {
+        let mut store = self.lock();
+        if let Some(failure) = &store.failure {
+            return Err(failure.clone());
+        }
+        store.now = self.clock.now();
+        Ok(store)
+    }
+
     /// Runs `op` on a collection, then drops the key if it became empty.
     fn with<T>(&self, key: &str, op: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
-        let mut store = self.store();
+        let mut store = self.store()?;
         let outcome = op(&mut store);
         store.drop_if_empty(key);
         outcome
@@ -131,7 +190,7 @@ impl MemoryRegistry {
 #[async_trait]
 impl Registry for MemoryRegistry {
     async fn register(&self, identity: &Identity) -> Result<()> {
-        let mut store = self.store();
+        let mut store = self.store()?;
         let info = identity.info.clone();
         store.hash(FDINFO)?.insert(identity.fd.clone(), info);
         if let Some(uid) = &identity.uid {
@@ -143,7 +202,7 @@ impl Registry for MemoryRegistry {
     }
 
     async fn unregister(&self, identity: &Identity) -> Result<()> {
-        let mut store = self.store();
+        let mut store = self.store()?;
         store.hash(FDINFO)?.remove(&identity.fd);
         if let Some(uid) = &identity.uid {
             let map = store.hash(UIDTOFD)?;
@@ -201,7 +260,7 @@ impl Registry for MemoryRegistry {
     }
 
     async fn incr(&self, key: &str, by: i64) -> Result<i64> {
-        let mut store = self.store();
+        let mut store = self.store()?;
         match store.entry(key, || Entry::Counter(0)) {
             Entry::Counter(value) => {
                 *value = value.checked_add(by).ok_or_else(|| {
@@ -242,19 +301,17 @@ impl Registry for MemoryRegistry {
     }
 
     async fn expire(&self, key: &str, seconds: u64) -> Result<bool> {
-        let mut store = self.store();
+        let mut store = self.store()?;
         if store.get(key).is_none() {
             return Ok(false);
         }
-        store.expiries.insert(
-            key.to_string(),
-            Instant::now() + Duration::from_secs(seconds),
-        );
+        let at = store.now.saturating_add(Duration::from_secs(seconds));
+        store.expiries.insert(key.to_string(), at);
         Ok(true)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let mut store = self.store();
+        let mut store = self.store()?;
         store.drop_if_expired(key);
         Ok(store.remove(key))
     }
@@ -303,7 +360,7 @@ mod tests {
     }
 
     fn run<T>(future: impl std::future::Future<Output = T>) -> T {
-        mswoole_plugin_api::testing::block_on(future)
+        crate::block_on(future)
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! parts mean module `Index`, one part means `Index.Index`, none means
 //! `index.index.index`. Module and controller are `Ucfirst` of the lower-cased
 //! name, the action is lower-cased: plugins' declared names are normalised the
-//! same way when they load, so both sides meet.
+//! same way when they load, so both sides meet. Names are made of ASCII letters,
+//! digits and `_`; anything else is 404 `controllerNotFound`, and the name is never
+//! echoed back (a fallback would otherwise hand `<img src=x>` to a client).
 
 use crate::error::CallError;
 
@@ -37,7 +39,13 @@ pub fn action_name(name: &str) -> String {
     name.to_lowercase()
 }
 
-/// Parses a `method`; 404 `controllerNotFound` for four or more parts or an empty part.
+/// Whether `name` is a valid module, controller or action name: `[A-Za-z0-9_]+`.
+pub fn is_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Parses a `method`; 404 `controllerNotFound` for four or more parts, an empty
+/// part, or a part that is not a name.
 pub fn route(method: &str) -> Result<Route, CallError> {
     let trimmed = method.trim_matches('.');
     let parts: Vec<&str> = if trimmed.is_empty() {
@@ -45,7 +53,7 @@ pub fn route(method: &str) -> Result<Route, CallError> {
     } else {
         trimmed.split('.').collect()
     };
-    if parts.iter().any(|part| part.is_empty()) {
+    if !parts.iter().all(|part| is_name(part)) {
         return Err(CallError::ControllerNotFound);
     }
     let (module, controller, action) = match parts.as_slice() {
@@ -96,6 +104,23 @@ mod tests {
     fn four_parts_or_an_empty_part_are_not_found() {
         assert_eq!(parts("a.b.c.d"), Err(CallError::ControllerNotFound));
         assert_eq!(parts("index..index"), Err(CallError::ControllerNotFound));
+    }
+
+    #[test]
+    fn only_letters_digits_and_underscores_are_names() {
+        assert_eq!(
+            parts("index.fallback.get_2"),
+            ok("Index", "Fallback", "get_2")
+        );
+        for bad in [
+            "index.fallback.<img src=x>",
+            "index.fall back.x",
+            "a.b-c",
+            "é",
+            "a.b.c\u{0}",
+        ] {
+            assert_eq!(parts(bad), Err(CallError::ControllerNotFound), "{bad:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::{error::CallError, identity::Identity};
+use crate::error::CallError;
 
 /// A text frame, classified.
 #[derive(Debug, PartialEq)]
@@ -41,8 +41,9 @@ pub fn parse(text: &str) -> Result<Inbound, CallError> {
 
 /// The message a module gets, as JSON text: the client's object without its own
 /// `fd`, `code` and `auth`, strings escaped when `escape` is set, then the host's
-/// `auth`, `fd` and `code` appended (prebuilt per connection: they never change).
-pub fn prepare(mut body: Map<String, Value>, identity: &Identity, escape: bool) -> String {
+/// `auth`, `fd` and `code` appended (`injection`: prebuilt per connection by
+/// `Identity::injection`, since they never change).
+pub fn prepare(mut body: Map<String, Value>, injection: &str, escape: bool) -> String {
     for key in ["fd", "code", "auth"] {
         body.shift_remove(key);
     }
@@ -55,7 +56,7 @@ pub fn prepare(mut body: Map<String, Value>, identity: &Identity, escape: bool) 
     if text.len() > 1 {
         text.push(',');
     }
-    text.push_str(identity.injection(escape));
+    text.push_str(injection);
     text.push('}');
     text
 }
@@ -95,6 +96,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::identity::Identity;
+
+    fn prepare(body: Map<String, Value>, identity: &Identity, escape: bool) -> String {
+        super::prepare(body, identity.injection(escape), escape)
+    }
 
     fn identity() -> Identity {
         let Value::Object(claims) =

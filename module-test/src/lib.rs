@@ -1,0 +1,432 @@
+//! Unit tests for mswoole modules, against the host's own behaviour.
+//!
+//! A module's tests should fail where the host would behave differently, so this
+//! kit is not a fake: it is built on `mswoole-core`, the crate the host itself runs
+//! on. A message goes through the same preparation (`fd`, `code` and `auth`
+//! injected, strings HTML-escaped), the same case-insensitive routing that hands the
+//! module its names as declared, the module's real export wrapper (a panic becomes
+//! 500 `controllerError`), the same error → envelope mapping, the same memory
+//! registry (key rules, `WEBSOCKET_*` refused, counter overflow is an error, keys
+//! expire) and the same close sequence. What the kit adds is a simulated world:
+//! connections without sockets, a manual clock (`sleep`, expiry and
+//! `limits.call_timeout_ms` follow it), and registry outages on demand.
+//!
+//! ```
+//! use mswoole_module_test::{serde_json::json, TestHost};
+//! # use mswoole_plugin_api::{BoxFuture, Envelope, Host, Module, ModuleInfo, Outcome, Request};
+//! # struct Hello;
+//! # impl Module for Hello {
+//! #     fn info() -> ModuleInfo { ModuleInfo::new("Hello", "1.0.0").controller("Index", &["hello"]) }
+//! #     fn new(_: Host, _: mswoole_plugin_api::serde_json::Value) -> Result<Self, String> { Ok(Hello) }
+//! #     fn call(&self, _: Request) -> BoxFuture<Outcome> {
+//! #         Box::pin(async { Ok(Some(Envelope::ok("hello", "hello"))) })
+//! #     }
+//! # }
+//! let host = TestHost::new();
+//! host.load::<Hello>(json!({})).expect("loads");
+//! let phone = host.connect(json!({"id": 1, "type": "wechatUser", "code": "demo"}));
+//! let frames = phone.send(json!({"method": "hello.index.hello"}));
+//! assert_eq!(frames[0]["event"], "receiveMessage"); // the ack, as the host sends it
+//! assert_eq!(frames[1], json!({"status": 200, "event": "hello", "info": "hello"}));
+//! ```
+
+mod conn;
+mod outlet;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use mswoole_core::{
+    boundary,
+    clock::{Clock, ManualClock},
+    identity::{FdIds, Identity},
+    registry::{memory::MemoryRegistry, RegistryError},
+    services::Services,
+    spec::ModuleSpec,
+};
+use mswoole_plugin_api::{export, ffi::ModuleBox, LogLevel, Module};
+use serde_json::Value;
+
+pub use conn::Conn;
+pub use mswoole_core::{
+    block_on,
+    registry::{close_keys_key, controllers_key, Registry},
+};
+pub use serde_json;
+
+use conn::ConnState;
+use outlet::KitOutlet;
+
+/// The host settings that change what a client or a module sees.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `protocol.ack`: every valid message is acknowledged first (`receiveMessage`).
+    pub ack: bool,
+    /// `protocol.escape_html`: string values are HTML-escaped before a module sees them.
+    pub escape_html: bool,
+    /// `limits.call_timeout_ms`: a call or hook that takes longer answers 500.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for Options {
+    /// The host's defaults.
+    fn default() -> Self {
+        Options {
+            ack: true,
+            escape_html: true,
+            call_timeout_ms: 5000,
+        }
+    }
+}
+
+/// A registry outage to simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The registry cannot be reached: modules get `HostError::Unavailable` (503).
+    Unavailable,
+    /// The registry refuses writes: modules get `HostError::Storage` (501).
+    Storage,
+}
+
+/// A line the host would log: from a module (`Host::log`), or about it (a failed
+/// call, a panic, a timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Its level.
+    pub level: LogLevel,
+    /// The module it is about.
+    pub module: String,
+    /// The text.
+    pub message: String,
+}
+
+/// One loaded module.
+struct Loaded {
+    /// What it declared, normalised.
+    spec: ModuleSpec,
+    /// The module behind its export wrapper.
+    module: ModuleBox,
+}
+
+/// A future the kit drives: a close sequence or a hook.
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Everything the simulated host holds.
+#[derive(Default)]
+struct State {
+    /// Loaded modules by normalised name.
+    modules: HashMap<String, Arc<Loaded>>,
+    /// Connections by fd, open or ended.
+    conns: BTreeMap<String, ConnState>,
+    /// Close sequences and hooks still running.
+    tasks: Vec<Task>,
+    /// What the host would have logged.
+    log: Vec<LogLine>,
+    /// Times something waits for (sleeps, deadlines): `advance` stops at each.
+    wakeups: BTreeSet<Duration>,
+}
+
+/// The shared inside of a [`TestHost`].
+struct Inner {
+    options: Options,
+    clock: ManualClock,
+    registry: Arc<MemoryRegistry>,
+    ids: FdIds,
+    state: Mutex<State>,
+}
+
+impl Inner {
+    /// The state; a panicking test cannot leave it half-written in a way that matters.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    fn log(&self, level: LogLevel, module: &str, message: String) {
+        self.state().log.push(LogLine {
+            level,
+            module: module.into(),
+            message,
+        });
+    }
+
+    fn wake_at(&self, at: Duration) {
+        self.state().wakeups.insert(at);
+    }
+
+    fn module(&self, name: &str) -> Option<Arc<Loaded>> {
+        self.state().modules.get(name).cloned()
+    }
+}
+
+/// A simulated host: modules, connections, a registry and a clock. Cheap to clone.
+#[derive(Clone)]
+pub struct TestHost {
+    inner: Arc<Inner>,
+}
+
+impl Default for TestHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHost {
+    /// A host with the default settings, its clock at zero.
+    pub fn new() -> Self {
+        Self::with_options(Options::default())
+    }
+
+    /// A host with these settings.
+    pub fn with_options(options: Options) -> Self {
+        let clock = ManualClock::new();
+        let registry = Arc::new(MemoryRegistry::with_clock(Arc::new(clock.clone())));
+        TestHost {
+            inner: Arc::new(Inner {
+                options,
+                clock,
+                registry,
+                ids: FdIds::new("test"),
+                state: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Loads a module as the host loads a plugin: its declaration is checked and
+    /// normalised, it is constructed with `config` (its `[modules.<Name>]` table)
+    /// through its export wrapper. Errors are the host's refusal reasons.
+    pub fn load<M: Module>(&self, config: Value) -> Result<(), String> {
+        let (spec, module) = self.construct::<M>(&config)?;
+        self.install(spec, module);
+        Ok(())
+    }
+
+    /// Swaps in a new version of an already loaded module, as a hot swap does: the
+    /// old version's exported state is imported into the new one (a failed import
+    /// refuses it and the old version keeps serving).
+    pub fn swap<M: Module>(&self, config: Value) -> Result<(), String> {
+        let (spec, module) = self.construct::<M>(&config)?;
+        let old = self
+            .inner
+            .module(&spec.name)
+            .ok_or_else(|| format!("module {} is not loaded", spec.name))?;
+        boundary::hand_over(&spec.name, &old.module, &module)?;
+        self.install(spec, module);
+        Ok(())
+    }
+
+    fn construct<M: Module>(&self, config: &Value) -> Result<(ModuleSpec, ModuleBox), String> {
+        let info =
+            Result::from(export::describe::<M>()).map_err(|e| format!("describe failed: {e}"))?;
+        let spec = ModuleSpec::from_info(&info, true)?;
+        let services = Services {
+            registry: self.inner.registry.clone(),
+            outlet: Arc::new(KitOutlet::new(&self.inner)),
+            module: spec.name.as_str().into(),
+        };
+        let module = Result::from(export::construct::<M>(
+            services.into_handle(),
+            config.to_string().into(),
+        ))
+        .map_err(|reason| format!("constructor of {} failed: {reason}", spec.name))?;
+        Ok((spec, module))
+    }
+
+    fn install(&self, spec: ModuleSpec, module: ModuleBox) {
+        let name = spec.name.clone();
+        let loaded = Arc::new(Loaded { spec, module });
+        let old = self.inner.state().modules.insert(name, loaded);
+        // A retired version is dropped outside the lock: its destructor may log.
+        drop(old);
+    }
+
+    /// A connection with this decoded token (a JSON object: `id`, `type`, `code`,
+    /// `nickname`, ...), recorded in the registry as the host records it.
+    pub fn connect(&self, claims: Value) -> Conn {
+        let Value::Object(claims) = claims else {
+            panic!("a token's claims are a JSON object, not {claims}");
+        };
+        self.open(Identity::from_claims(self.inner.ids.next(), claims))
+    }
+
+    /// A connection with a chosen fd (real fds are opaque `node/boot/n` strings;
+    /// a readable one makes a test's assertions easier to read). Panics if in use.
+    pub fn connect_as(&self, fd: &str, claims: Value) -> Conn {
+        let Value::Object(claims) = claims else {
+            panic!("a token's claims are a JSON object, not {claims}");
+        };
+        assert!(
+            !self.inner.state().conns.contains_key(fd),
+            "fd {fd} is already in use"
+        );
+        self.open(Identity::from_claims(fd.into(), claims))
+    }
+
+    /// A connection without a token, as the host admits one when `auth.required = false`.
+    pub fn connect_anonymous(&self) -> Conn {
+        self.open(Identity::anonymous(self.inner.ids.next()))
+    }
+
+    fn open(&self, identity: Identity) -> Conn {
+        if let Err(error) = block_on(self.inner.registry.register(&identity)) {
+            self.inner.log(
+                LogLevel::Warn,
+                "",
+                format!("connection not recorded in the registry: {error}"),
+            );
+        }
+        let fd = identity.fd.clone();
+        self.inner
+            .state()
+            .conns
+            .insert(fd.clone(), ConnState::new(identity));
+        Conn::new(self.inner.clone(), fd)
+    }
+
+    /// Runs everything that can run without time passing.
+    pub fn run(&self) {
+        conn::run(&self.inner);
+    }
+
+    /// Moves the clock forward, stopping at every sleep and deadline on the way so
+    /// that things happen in the order they would.
+    pub fn advance(&self, by: Duration) {
+        let target = self.inner.now().saturating_add(by);
+        self.run();
+        loop {
+            let now = self.inner.now();
+            let next = {
+                let mut state = self.inner.state();
+                let next = state
+                    .wakeups
+                    .range(now + Duration::from_nanos(1)..=target)
+                    .next()
+                    .copied();
+                state.wakeups.retain(|at| *at > next.unwrap_or(target));
+                next
+            };
+            let step = next.unwrap_or(target);
+            self.inner.clock.advance(step.saturating_sub(now));
+            self.run();
+            if step >= target {
+                return;
+            }
+        }
+    }
+
+    /// Moves the clock forward by `millis` milliseconds (see [`TestHost::advance`]).
+    pub fn advance_ms(&self, millis: u64) {
+        self.advance(Duration::from_millis(millis));
+    }
+
+    /// The clock: time since the host started.
+    pub fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    /// Makes every registry operation fail until [`TestHost::heal_registry`].
+    pub fn fail_registry(&self, failure: Failure) {
+        let error = match failure {
+            Failure::Unavailable => RegistryError::Unavailable("simulated outage".into()),
+            Failure::Storage => RegistryError::Storage("simulated storage error".into()),
+        };
+        self.inner.registry.set_failure(Some(error));
+    }
+
+    /// Ends a simulated registry outage.
+    pub fn heal_registry(&self) {
+        self.inner.registry.set_failure(None);
+    }
+
+    /// The registry, to arrange or inspect (its futures are ready at once: use [`block_on`]).
+    pub fn registry(&self) -> &MemoryRegistry {
+        &self.inner.registry
+    }
+
+    /// The members of a set, sorted (empty when the key is missing or the registry fails).
+    pub fn members(&self, key: &str) -> Vec<String> {
+        let mut members = block_on(self.inner.registry.set_members(key)).unwrap_or_default();
+        members.sort();
+        members
+    }
+
+    /// Every field of a hash, sorted by field.
+    pub fn hash(&self, key: &str) -> BTreeMap<String, String> {
+        block_on(self.inner.registry.hash_get_all(key))
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+
+    /// A whole list, head first.
+    pub fn list(&self, key: &str) -> Vec<String> {
+        block_on(self.inner.registry.list_range(key, 0, -1)).unwrap_or_default()
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> Vec<LogLine> {
+        self.inner.state().log.clone()
+    }
+
+    /// `onReload` on every module, as `mswoole reload` does.
+    pub fn reload(&self) {
+        self.hook_all(|module| module.on_reload());
+    }
+
+    /// Stops as the host does: every open connection is closed with 1001 (its close
+    /// sequence runs), then `onShutdown` runs on every module.
+    pub fn shutdown(&self) {
+        let fds: Vec<String> = self.inner.state().conns.keys().cloned().collect();
+        for fd in fds {
+            conn::end(&self.inner, &fd, Some(1001));
+        }
+        self.run();
+        self.hook_all(|module| module.on_shutdown());
+    }
+
+    fn hook_all(&self, hook: impl Fn(&ModuleBox) -> mswoole_plugin_api::ffi::HookFuture) {
+        let modules: Vec<Arc<Loaded>> = self.inner.state().modules.values().cloned().collect();
+        for loaded in modules {
+            let name = loaded.spec.name.clone();
+            let future = outlet::deadline(&self.inner, hook(&loaded.module));
+            let inner = Arc::downgrade(&self.inner);
+            let task = async move {
+                if let Err(error) = future.await {
+                    if let Some(inner) = inner.upgrade() {
+                        inner.log(LogLevel::Error, &name, format!("hook failed: {error}"));
+                    }
+                }
+            };
+            self.inner.state().tasks.push(Box::pin(task));
+        }
+        self.run();
+    }
+}
+
+/// Polls a future once with a waker that does nothing: the kit re-polls whatever
+/// is pending each time it runs, so it needs no wake-ups.
+fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    Pin::new(future).poll(&mut cx)
+}
+
+/// The module guide's code blocks, compiled and run as this crate's doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/MODULES.md")]
+pub struct ModulesGuide;
+
+/// The README's code blocks, compiled and run as this crate's doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct Readme;
