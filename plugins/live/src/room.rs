@@ -94,9 +94,12 @@ impl Room {
         Ok(())
     }
 
-    /// `fd` leaves a member set.
+    /// `fd` leaves a member set, and its close no longer touches that set.
     pub async fn leave(&self, members: Members, fd: &str) -> Result<(), HostError> {
-        self.host.set_remove(&self.members_key(members), fd).await?;
+        let key = self.members_key(members);
+        self.host.set_remove(&key, fd).await?;
+        // After the set: should this fail, the close merely removes a member already gone.
+        self.host.remove_close_key(fd, &key).await?;
         Ok(())
     }
 

@@ -380,6 +380,12 @@ fn a_whole_live_event() {
     );
     assert_eq!(room.members("LIVE_USER_ROOM_demo"), vec![BOB]);
     assert!(room.members("LIVE_WALL_ROOM_demo").is_empty());
+    // What they left is no longer theirs to clean up or be told about on close.
+    for fd in [ALICE, WALL] {
+        assert!(room.members(&close_keys_key(fd)).is_empty(), "{fd}");
+        assert!(room.members(&controllers_key(fd)).is_empty(), "{fd}");
+    }
+    assert_eq!(room.members(&controllers_key(BOB)), vec!["Live.User"]);
 }
 
 /// Every action of the module, as `controller.action`.

@@ -46,6 +46,10 @@ async fn join(room: &Room, caller: &Caller) -> Outcome {
 /// `live.user.out`.
 async fn out(room: &Room, caller: &Caller) -> Outcome {
     room.leave(Members::Users, &caller.fd).await?;
+    // A phone that left is not notified about, or cleaned up from, the room on close.
+    room.host()
+        .remove_close_controller(&caller.fd, CLOSE_CONTROLLER)
+        .await?;
     Ok(Some(Envelope::ok("userOutSuccess", "退出成功")))
 }
 

@@ -1,6 +1,7 @@
 //! Controller `Wall`: a big screen (`wall`) in a room, which moderates and speaks.
 //!
-//! - `join` / `out`: enter or leave `LIVE_WALL_ROOM_<code>` (left on close too).
+//! - `join` / `out`: enter or leave `LIVE_WALL_ROOM_<code>` (left on close too, unless
+//!   the screen already left with `out`).
 //! - `check {id, status}`: status 1 broadcasts the queued message to every phone
 //!   (`userSayBroadcast`), anything else drops it; either way it leaves the queue.
 //! - `say {say}`: stored, and broadcast to every phone (`wallSayBroadcast`).
