@@ -1,4 +1,4 @@
-//! MSwoole-compatible auth tokens (DESIGN §3): base64 of a DES-family ciphertext of a JSON object,
+//! MSwoole-compatible auth tokens (docs/PROTOCOL.md, "Tokens"): base64 of a DES-family ciphertext of a JSON object,
 //! with `+ / =` swapped for `* : _` so the token survives a query string untouched.
 
 use std::fmt;

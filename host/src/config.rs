@@ -1,5 +1,6 @@
-//! The `config/app.toml` contract (DESIGN §9): every section and key optional with a working
-//! default; unknown keys and bad values stop start-up with a one-line message naming the key.
+//! The `config/app.toml` contract (the shipped file documents every key): every section and
+//! key optional with a working default; unknown keys and bad values stop start-up with a
+//! one-line message naming the key.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,7 +70,7 @@ impl Default for Heartbeat {
     }
 }
 
-/// `[auth]`: the handshake token (DESIGN §3).
+/// `[auth]`: the handshake token (docs/PROTOCOL.md, "Tokens").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
@@ -155,7 +156,7 @@ pub enum Backend {
     Redis,
 }
 
-/// `[registry]`: the fd registry (DESIGN §4).
+/// `[registry]`: the fd registry (README.md, "Several hosts behind one Redis").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Registry {

@@ -13,7 +13,7 @@
 //! - [`redis`]: [`RedisServer`], a private `redis-server` a test can stop and restart.
 //! - [`nginx`]: [`Nginx`], a private nginx running the shipped `config/nginx.conf`.
 //! - [`notify`]: [`NotifySocket`], a `NOTIFY_SOCKET` to hear what the host tells systemd.
-//! - [`token`]: auth tokens: the public DESIGN §3 vectors and `mswoole token`.
+//! - [`token`]: auth tokens: the public vectors of docs/PROTOCOL.md "Tokens" and `mswoole token`.
 //!
 //! Build everything first with `cargo build --workspace` and the fixture (tests/run.sh
 //! does both); the harness panics with that advice when a file is missing.

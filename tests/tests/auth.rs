@@ -1,4 +1,4 @@
-//! DESIGN §2 "Handshake" and §3: who may upgrade, and the identity they get.
+//! docs/PROTOCOL.md "Handshake" and "Tokens": who may upgrade, and the identity they get.
 
 use mswoole_tests::{
     json, now, Client, TestHost, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV,

@@ -202,3 +202,33 @@ async fn quiet_clients_get_the_hosts_idle_close_and_heartbeats_keep_a_client() {
         nginx.error_log()
     );
 }
+
+/// The number of seconds in the first `<directive> <N>s;` line of `text`.
+fn seconds_of(text: &str, directive: &str) -> u64 {
+    text.lines()
+        .map(str::trim)
+        .find_map(|line| line.strip_prefix(directive))
+        .and_then(|rest| rest.trim().strip_suffix(';'))
+        .map(|value| value.trim_end_matches('s'))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no `{directive} <N>s;` line"))
+}
+
+/// The end-to-end test above races two timers; this one is exact: the shipped proxy
+/// waits clearly longer than the host's default idle timeout (the issue had 60 and 60).
+#[test]
+fn the_shipped_read_timeout_outlasts_the_heartbeat_by_a_margin() {
+    let root = mswoole_tests::paths::workspace_root();
+    let nginx = std::fs::read_to_string(root.join("config/nginx.conf")).expect("nginx.conf");
+    let app = std::fs::read_to_string(root.join("config/app.toml")).expect("app.toml");
+    let read_timeout = seconds_of(&nginx, "proxy_read_timeout");
+    let idle = app
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("idle_s = "))
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .expect("config/app.toml sets heartbeat.idle_s");
+    assert!(
+        read_timeout >= idle + 10,
+        "proxy_read_timeout {read_timeout}s must exceed heartbeat.idle_s {idle}s by 10 s or more"
+    );
+}
