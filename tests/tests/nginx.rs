@@ -153,12 +153,10 @@ async fn the_access_log_holds_no_token() {
 
 /// Waits for the close frame (or the end) of a quiet client, at most `limit`.
 async fn end_of(client: &mut Client, limit: Duration) -> Frame {
-    loop {
-        match client.rx.recv_within(limit).await {
-            Some(Frame::Text(text)) => panic!("a quiet client received {text:?}"),
-            Some(end) => return end,
-            None => panic!("a quiet client was not closed within {limit:?}"),
-        }
+    match client.rx.recv_within(limit).await {
+        Some(Frame::Text(text)) => panic!("a quiet client received {text:?}"),
+        Some(end) => end,
+        None => panic!("a quiet client was not closed within {limit:?}"),
     }
 }
 
