@@ -118,3 +118,40 @@ async fn a_connection_logs_its_address_at_info_when_it_starts_and_ends() {
         assert!(!line.contains(VECTOR_WECHAT_USER), "{line}");
     }
 }
+
+#[tokio::test]
+async fn switching_to_daily_keeps_the_file_written_before() {
+    let host = TestHost::start("[log]\nrotate = \"never\"").await;
+    let mut client = host.connect_user().await;
+    let fd = client.fd().await;
+    host.wait_for_log_file_line("with the connection", |line| line.contains(&fd))
+        .await;
+    drop(client);
+    host.console("stop", &[]).assert_success();
+    let dir = host.into_dir();
+    let runtime = dir.runtime_dir();
+    let mut config = std::fs::read_to_string(dir.config_path()).expect("app.toml");
+    config = config.replace("rotate = \"never\"", "rotate = \"daily\"");
+    dir.write_config(&config);
+    let host = dir.start().await;
+    assert!(
+        std::fs::symlink_metadata(runtime.join("mswoole.log"))
+            .expect("runtime/mswoole.log")
+            .file_type()
+            .is_symlink(),
+        "daily mode links mswoole.log"
+    );
+    let kept: Vec<String> = dated_files(&runtime)
+        .into_iter()
+        .filter(|name| {
+            std::fs::read_to_string(runtime.join(name)).is_ok_and(|text| text.contains(&fd))
+        })
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "the lines written before the switch are gone: {:?}",
+        dated_files(&runtime)
+    );
+    drop(host);
+}
