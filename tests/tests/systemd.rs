@@ -125,7 +125,13 @@ async fn the_host_says_ready_only_once_both_ports_accept() {
     let ready = async {
         let datagram = notify.expect_line("READY=1", Duration::from_secs(20)).await;
         let reachable = [outside, manager]
-            .map(|port| TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string()));
+            // Closed at once: a socket that never sends a request would hold the stop
+            // below for limits.handshake_timeout_s.
+            .map(|port| {
+                TcpStream::connect(("127.0.0.1", port))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            });
         (datagram, reachable)
     };
     let env = [("NOTIFY_SOCKET", path.as_str())];
