@@ -7,13 +7,21 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 target="${CARGO_TARGET_DIR:-target}"
 
-# The Redis tests start private redis-server processes; install Debian's package
-# when it is missing (the tests fail loudly without it, they never skip).
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "tests/run.sh: redis-server is missing; installing Debian's redis-server package" >&2
+# Real servers the tests start as private processes, from Debian's packages when they
+# are missing (the tests fail loudly without them, they never skip): redis-server for
+# the Redis tests, nginx for the proxy tests (config/nginx.conf), systemd-analyze to
+# verify config/mswoole.service. The tests never use a packaged service: they run
+# their own on free loopback ports (on a machine with systemd, Debian starts the
+# packaged redis-server and nginx after installing them, as it always does).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "tests/run.sh: installing Debian packages: ${missing[*]}" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # The end-to-end tests start target/debug/mswoole with the built plugin libraries.

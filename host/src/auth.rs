@@ -1,4 +1,4 @@
-//! MSwoole-compatible auth tokens (DESIGN §3): base64 of a DES-family ciphertext of a JSON object,
+//! MSwoole-compatible auth tokens (docs/PROTOCOL.md, "Tokens"): base64 of a DES-family ciphertext of a JSON object,
 //! with `+ / =` swapped for `* : _` so the token survives a query string untouched.
 
 use std::fmt;
@@ -37,6 +37,8 @@ pub enum Cipher {
 /// Why a token was refused. The text never contains the token itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthError {
+    /// The handshake carried no token (`auth=` absent or empty) while one is required.
+    Missing,
     /// Not valid (token-alphabet) base64, or empty.
     Encoding,
     /// Wrong length, wrong key or bad padding.
@@ -58,6 +60,7 @@ pub enum AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            AuthError::Missing => "no token: auth= is missing or empty",
             AuthError::Encoding => "token is not valid base64",
             AuthError::Decrypt => "token does not decrypt with the configured key",
             AuthError::NotJson => "token plaintext is not JSON",

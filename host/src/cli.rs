@@ -11,12 +11,13 @@ use std::{
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     auth::TokenCodec,
     config::Config,
-    process::{MANAGER_FILE, PID_FILE},
+    process::{self, MANAGER_FILE, PID_FILE},
 };
 
 /// Prints to stdout; a closed pipe (`mswoole status | head`) is not an error worth a panic.
@@ -200,7 +201,18 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
         }
         Command::Stop => {
             let pid_file = config.runtime.dir.join(PID_FILE);
-            command(&config, json!({"method": "stop"})).await?;
+            // Idempotent, so a unit file's ExecStop (config/mswoole.service) can always
+            // call it: no pid file naming a live host and no manager answer = nothing to stop.
+            if let Err(reason) = command(&config, json!({"method": "stop"})).await {
+                return match process::running_pid(&config.runtime.dir) {
+                    Some(pid) => Err(format!("{reason} (the pid file names pid {pid})")),
+                    None if !reachable(&config).await => {
+                        emitln!("not running");
+                        Ok(())
+                    }
+                    None => Err(reason),
+                };
+            }
             let started = Instant::now();
             while pid_file.exists() {
                 if started.elapsed() > STOP_WAIT {
@@ -239,6 +251,18 @@ fn manager_address(config: &Config) -> Result<String, String> {
                 file.display()
             )
         })
+}
+
+/// Whether anything accepts TCP connections at the manager's address.
+async fn reachable(config: &Config) -> bool {
+    let Ok(address) = manager_address(config) else {
+        return false;
+    };
+    let connect = tokio::net::TcpStream::connect(address);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Sends one command to the manager port and returns the answer if its status is 200.
@@ -282,6 +306,15 @@ async fn command(config: &Config, mut command: Value) -> Result<Map<String, Valu
     }
 }
 
+/// Unix seconds as `2026-12-02T03:04:05Z`; the number itself if it is out of range.
+fn utc(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
 fn print_status(status: &Value) {
     let mut out = String::new();
     let field = |name: &str| status.get(name).map(|v| v.to_string()).unwrap_or_default();
@@ -298,6 +331,9 @@ fn print_status(status: &Value) {
         field("connections"),
         field("max_connections")
     );
+    // `registered`: connections the registry holds for every node (null when it is away).
+    writeln_ok!(out, "registered   {}", field("registered"));
+    writeln_ok!(out, "dropped      {} frames", field("dropped_frames"));
     writeln_ok!(out, "memory       {} KiB", field("memory_kb"));
     writeln_ok!(out, "uptime       {} s", field("uptime_s"));
     writeln_ok!(
@@ -330,7 +366,11 @@ fn print_status(status: &Value) {
             text("name"),
             text("version"),
             text("generation"),
-            text("loaded_at"),
+            plugin
+                .get("loaded_at")
+                .and_then(Value::as_u64)
+                .map(utc)
+                .unwrap_or_default(),
             text("file")
         );
         if let Some(refusal) = plugin.get("last_refusal").filter(|r| !r.is_null()) {
@@ -355,4 +395,16 @@ fn print_status(status: &Value) {
         );
     }
     emit(&out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn loaded_at_reads_as_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_764_115_200), "2025-11-26T00:00:00Z");
+        assert_eq!(utc(u64::MAX), u64::MAX.to_string());
+    }
 }

@@ -1,5 +1,6 @@
-//! The `config/app.toml` contract (DESIGN §9): every section and key optional with a working
-//! default; unknown keys and bad values stop start-up with a one-line message naming the key.
+//! The `config/app.toml` contract (the shipped file documents every key): every section and
+//! key optional with a working default; unknown keys and bad values stop start-up with a
+//! one-line message naming the key.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,7 +70,7 @@ impl Default for Heartbeat {
     }
 }
 
-/// `[auth]`: the handshake token (DESIGN §3).
+/// `[auth]`: the handshake token (docs/PROTOCOL.md, "Tokens").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
@@ -155,7 +156,7 @@ pub enum Backend {
     Redis,
 }
 
-/// `[registry]`: the fd registry (DESIGN §4).
+/// `[registry]`: the fd registry (README.md, "Several hosts behind one Redis").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Registry {
@@ -221,20 +222,65 @@ impl Default for Runtime {
     }
 }
 
+/// When the log file starts a new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotate {
+    /// A new file every UTC day, `mswoole.YYYY-MM-DD.log`; `mswoole.log` links to it.
+    #[default]
+    Daily,
+    /// One file, `mswoole.log`, for an outside tool (logrotate) to rotate.
+    Never,
+}
+
 /// `[log]`: logging.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     /// A tracing `EnvFilter` directive, e.g. `info` or `mswoole=debug,info`.
     pub level: String,
+    /// `daily` or `never`.
+    pub rotate: Rotate,
+    /// Daily files kept, today's included; older ones are deleted.
+    pub keep: usize,
 }
 
 impl Default for Log {
     fn default() -> Self {
         Log {
             level: "info".into(),
+            rotate: Rotate::Daily,
+            keep: 7,
         }
     }
+}
+
+/// The level words a `log.level` directive may use.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks `log.level`: every comma-separated directive is a level word or `target=level`.
+///
+/// tracing's own parser takes any bare word as a target name, so `inof` would be a
+/// filter that matches nothing and the host would log nothing at all.
+fn log_level(level: &str) -> Result<(), String> {
+    non_empty("log.level", level)?;
+    for directive in level.split(',').map(str::trim) {
+        let word = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, word)| word);
+        if !LEVELS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(word.trim()))
+        {
+            return Err(format!(
+                "log.level {level:?}: {directive:?} is not a level ({}) nor target=level",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| format!("log.level {level:?} is not a valid filter: {e}"))
 }
 
 /// The file as written, before paths are resolved and values checked.
@@ -509,7 +555,8 @@ impl Config {
         if let Some(dir) = &self.plugins.dir {
             non_empty("plugins.dir", &dir.to_string_lossy())?;
         }
-        non_empty("log.level", &self.log.level)?;
+        log_level(&self.log.level)?;
+        positive("log.keep", wide(self.log.keep))?;
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
         for name in self.modules.keys() {
             if let Some(other) = seen.insert(name.to_ascii_lowercase(), name) {
@@ -586,6 +633,7 @@ mod tests {
         assert!(c.plugins.watch);
         assert_eq!(c.runtime.dir, base().join("runtime"));
         assert_eq!(c.log.level, "info");
+        assert_eq!((c.log.rotate, c.log.keep), (Rotate::Daily, 7));
         assert!(c.modules.is_empty());
     }
 
@@ -635,6 +683,30 @@ mod tests {
         assert!(err("[auth]\nkey = \"\"\n").starts_with("auth.key"));
         assert!(err("[outside]\nhost = \"\"\n").starts_with("outside.host"));
         assert!(err("[log]\nlevel = \" \"\n").starts_with("log.level"));
+        assert!(err("[log]\nrotate = \"weekly\"\n").starts_with("log.rotate"));
+        assert!(err("[log]\nkeep = 0\n").starts_with("log.keep"));
+    }
+
+    #[test]
+    fn log_level_takes_level_words_and_directives_only() {
+        for level in [
+            "info",
+            "WARN",
+            "off",
+            "mswoole=debug,info",
+            "mswoole::plugins=trace",
+        ] {
+            assert!(
+                parse(&format!("[log]\nlevel = \"{level}\"\n")).is_ok(),
+                "{level}"
+            );
+        }
+        for level in ["inof", "info,verbose", "mswoole=loud", "mswoole"] {
+            let e = err(&format!("[log]\nlevel = \"{level}\"\n"));
+            assert!(e.starts_with("log.level"), "{level}: {e}");
+        }
+        let c = parse("[log]\nrotate = \"never\"\nkeep = 3\n").expect("log section");
+        assert_eq!((c.log.rotate, c.log.keep), (Rotate::Never, 3));
     }
 
     #[test]

@@ -1,38 +1,30 @@
-//! What the host leaves on the machine: the log, the pid file, the manager address
-//! file, and its open-file limit.
+//! What the host leaves on the machine: the pid file, the manager address file, and
+//! its open-file limit (the log is [`crate::log_file`]'s).
 
 use std::{
-    fs, io,
+    fs,
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
 };
-
-use tracing_subscriber::{fmt::writer::MakeWriterExt, EnvFilter};
 
 /// The pid file's name in the runtime directory.
 pub const PID_FILE: &str = "mswoole.pid";
 /// The file holding the manager's bound address (for `manager.port = 0`).
 pub const MANAGER_FILE: &str = "mswoole.manager";
-/// The log file's name in the runtime directory.
-pub const LOG_FILE: &str = "mswoole.log";
 
-/// Logs to stdout and to `<runtime>/mswoole.log`, at `level` (a tracing filter).
-pub fn init_logging(runtime: &Path, level: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(level)
-        .map_err(|e| format!("log.level {level:?} is not a valid filter: {e}"))?;
-    let path = runtime.join(LOG_FILE);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(io::stdout.and(Arc::new(file)))
-        .try_init()
-        .map_err(|e| format!("cannot start logging: {e}"))
+/// The pid of a host that runs on `runtime`, per its pid file.
+///
+/// A pid file whose process is gone, or is another program (the pid was reused after
+/// a crash), names no running host: a restart must not be refused because of it.
+pub fn running_pid(runtime: &Path) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(runtime.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let name = |pid: &str| fs::read_to_string(format!("/proc/{pid}/comm")).ok();
+    let theirs = name(&pid.to_string())?;
+    (pid != std::process::id() && Some(theirs) == name("self")).then_some(pid)
 }
 
 /// Raises the open-file soft limit to the hard limit; returns the new soft limit.

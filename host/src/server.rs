@@ -27,9 +27,11 @@ use crate::{
     delivery::Delivery,
     handshake::{self, Head, HeadError},
     identity::{FdIds, Identity},
+    log_file::{self, LogFile},
     manager,
     plugins::{bridge::Hook, watcher, Plugins},
     process::{self, RuntimeFiles},
+    readiness,
     registry::{memory::MemoryRegistry, redis::RedisRegistry, Registry},
     shared::Shared,
     shutdown::Shutdown,
@@ -63,7 +65,15 @@ pub async fn run(config: Config) -> Result<(), String> {
     let runtime = config.runtime.dir.clone();
     std::fs::create_dir_all(&runtime)
         .map_err(|e| format!("runtime.dir {}: {e}", runtime.display()))?;
-    process::init_logging(&runtime, &config.log.level)?;
+    // Before the ports: a second `start` should name the host it collides with, not
+    // only the port (README.md, "Console and manager port").
+    if let Some(pid) = process::running_pid(&runtime) {
+        return Err(format!(
+            "already running, pid {pid} (see {})",
+            runtime.join(process::PID_FILE).display()
+        ));
+    }
+    let log = log_file::init(&runtime, &config.log)?;
     let open_files = process::raise_open_files();
 
     if config.auth.key == auth::DEFAULT_KEY && !is_loopback(&config.outside.host) {
@@ -166,7 +176,7 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let tracker = TaskTracker::new();
     tokio::spawn(manager::serve(shared.clone(), manager_listener));
-    tokio::spawn(signals(shared.clone()));
+    tokio::spawn(signals(shared.clone(), log));
     let listener = Listener {
         shared: shared.clone(),
         listener: outside,
@@ -174,8 +184,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         tracker: tracker.clone(),
     };
     let accepting = tokio::spawn(listener.run());
+    // Both listeners are bound and served from here on.
+    readiness::ready(&format!("outside {outside_addr}, manager {manager_addr}"));
 
     shared.shutdown.stopping().await;
+    readiness::stopping();
     tracing::info!("stopping: closing every client");
     shared.clients.close_all_for_shutdown();
     tracker.close();
@@ -197,13 +210,14 @@ pub async fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// SIGTERM and SIGINT stop; SIGHUP reloads.
-async fn signals(shared: Arc<Shared>) {
+/// SIGTERM and SIGINT stop; SIGHUP reloads; SIGUSR1 reopens the log file (logrotate).
+async fn signals(shared: Arc<Shared>, log: Arc<LogFile>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
@@ -213,6 +227,10 @@ async fn signals(shared: Arc<Shared>) {
             _ = term.recv() => { tracing::info!("SIGTERM"); shared.shutdown.stop(); }
             _ = int.recv() => { tracing::info!("SIGINT"); shared.shutdown.stop(); }
             _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); manager::reload(&shared).await; }
+            _ = usr1.recv() => match log.reopen() {
+                Ok(()) => tracing::info!(file = %log.path().display(), "SIGUSR1: log file reopened"),
+                Err(error) => tracing::error!("SIGUSR1: {error}; logging to stdout only until the next try"),
+            },
         }
     }
 }
@@ -274,7 +292,7 @@ fn identify(shared: &Shared, head: &Head, fd: String) -> Result<Identity, auth::
     let auth = &shared.config.auth;
     match head.query_param("auth").filter(|token| !token.is_empty()) {
         None if !auth.required => Ok(Identity::anonymous(fd)),
-        None => Err(auth::AuthError::Encoding),
+        None => Err(auth::AuthError::Missing),
         Some(token) => {
             let claims = shared.codec.decode(&token)?;
             auth::check_age(&claims, auth.max_age_s, unix_now())?;
@@ -342,13 +360,20 @@ async fn handle(
         Ok(true) => {}
         Ok(false) | Err(_) => return,
     }
-    tracing::debug!(fd = %identity.fd, %ip, path = %head.path, "connected");
+    // The connection's first and last lines name its fd and client address (README.md,
+    // "Deploying": what to watch in the logs); its other lines name the fd. Not a span:
+    // entering one on every poll would cost the per-message path. The path is logged,
+    // never the query: it holds the token.
+    let fd = identity.fd.clone();
+    tracing::info!(%fd, %ip, path = %head.path, "connected");
     // The head is not needed any more; the connection lives long, its memory should not.
     drop(head);
     let config = shared.websocket_config();
+    let since = Instant::now();
     let socket =
         WebSocketStream::from_partially_read(socket, rest, Role::Server, Some(config)).await;
     connection::run(shared, socket, identity).await;
+    tracing::info!(%fd, %ip, seconds = since.elapsed().as_secs(), "disconnected");
 }
 
 /// `GET /`, `GET /healthz`, and 404 for the rest.

@@ -4,14 +4,17 @@
 //! test with what it was waiting for; a refused handshake comes back as [`Refused`]
 //! with the HTTP status, headers and body.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use futures_util::{
     stream::{SplitSink, SplitStream},
     SinkExt, StreamExt,
 };
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
     tungstenite::{
         self,
@@ -70,6 +73,17 @@ pub async fn connect_with_headers(
     path_and_query: &str,
     headers: &[(&str, &str)],
 ) -> Result<Client, Refused> {
+    connect_from(None, addr, path_and_query, headers).await
+}
+
+/// Opens a WebSocket from a chosen local address (any of 127.0.0.0/8 on loopback), so a
+/// proxy in between has a client address to pass on that is not its own.
+pub async fn connect_from(
+    local: Option<IpAddr>,
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Client, Refused> {
     let url = format!("ws://{addr}{path_and_query}");
     let mut request = url
         .as_str()
@@ -81,7 +95,20 @@ pub async fn connect_with_headers(
             HeaderValue::from_str(value).expect("a valid header value"),
         );
     }
-    let connecting = tokio_tungstenite::connect_async(request);
+    let connecting = async {
+        let stream = match local {
+            None => TcpStream::connect(addr).await,
+            Some(local) => {
+                let socket = TcpSocket::new_v4().expect("a TCP socket");
+                socket
+                    .bind(SocketAddr::new(local, 0))
+                    .unwrap_or_else(|error| panic!("cannot bind {local}: {error}"));
+                socket.connect(addr).await
+            }
+        }
+        .unwrap_or_else(|error| panic!("cannot connect to {addr}: {error}"));
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await
+    };
     match tokio::time::timeout(RECV_TIMEOUT, connecting).await {
         Err(_) => panic!("handshake with {url} got no answer within {RECV_TIMEOUT:?}"),
         Ok(Ok((stream, _response))) => Ok(Client::new(stream)),

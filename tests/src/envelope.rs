@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-/// The acknowledgement every valid object gets first (DESIGN §2), byte for byte.
+/// The acknowledgement every valid object gets first (docs/PROTOCOL.md, "Messages and routing"), byte for byte.
 pub const ACK: &str =
     r#"{"status":200,"event":"receiveMessage","info":"服务端已收到您的请求内容"}"#;
 

@@ -223,8 +223,15 @@ impl HostDir {
 
     /// Starts the host and waits for its ready line.
     pub async fn start(self) -> TestHost {
+        self.start_with_env(&[]).await
+    }
+
+    /// Starts the host with extra environment variables (e.g. `NOTIFY_SOCKET`) and
+    /// waits for its ready line.
+    pub async fn start_with_env(self, env: &[(&str, &str)]) -> TestHost {
         let mut child = self
             .command("start", &[])
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

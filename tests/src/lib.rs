@@ -11,7 +11,9 @@
 //! - [`envelope`]: [`Envelope`], a server reply, kept as text and as parsed JSON.
 //! - [`http`]: a raw HTTP/1.1 `GET` for the non-upgrade requests.
 //! - [`redis`]: [`RedisServer`], a private `redis-server` a test can stop and restart.
-//! - [`token`]: auth tokens: the public DESIGN §3 vectors and `mswoole token`.
+//! - [`nginx`]: [`Nginx`], a private nginx running the shipped `config/nginx.conf`.
+//! - [`notify`]: [`NotifySocket`], a `NOTIFY_SOCKET` to hear what the host tells systemd.
+//! - [`token`]: auth tokens: the public vectors of docs/PROTOCOL.md "Tokens" and `mswoole token`.
 //!
 //! Build everything first with `cargo build --workspace` and the fixture (tests/run.sh
 //! does both); the harness panics with that advice when a file is missing.
@@ -22,15 +24,21 @@ pub mod envelope;
 pub mod host;
 pub mod http;
 pub mod live;
+pub mod nginx;
+pub mod notify;
 pub mod paths;
 pub mod redis;
 pub mod token;
 
-pub use client::{connect, connect_with_headers, Client, ClientRx, ClientTx, Frame, Refused};
+pub use client::{
+    connect, connect_from, connect_with_headers, Client, ClientRx, ClientTx, Frame, Refused,
+};
 pub use config::Config;
 pub use envelope::{Envelope, ACK};
 pub use host::{ConsoleOutput, HostBuilder, HostDir, TestHost};
 pub use http::{http_get, HttpResponse};
+pub use nginx::Nginx;
+pub use notify::NotifySocket;
 pub use redis::RedisServer;
 pub use token::{
     now, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV, VECTOR_LONG_KEY, VECTOR_NOT_JSON,

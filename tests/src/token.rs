@@ -1,4 +1,4 @@
-//! Auth tokens: the public vectors of DESIGN §3 and tokens minted by `mswoole token`.
+//! Auth tokens: the public vectors of docs/PROTOCOL.md "Tokens" and tokens minted by `mswoole token`.
 
 use std::{
     path::{Path, PathBuf},

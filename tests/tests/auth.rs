@@ -1,4 +1,4 @@
-//! DESIGN §2 "Handshake" and §3: who may upgrade, and the identity they get.
+//! docs/PROTOCOL.md "Handshake" and "Tokens": who may upgrade, and the identity they get.
 
 use mswoole_tests::{
     json, now, Client, TestHost, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV,
@@ -225,4 +225,31 @@ async fn des_cbc_uses_the_configured_iv() {
         .await;
     assert_eq!(echoed_auth(&mut client).await, alice());
     assert_refused(&host, &format!("/live?auth={VECTOR_DES_CBC}")).await;
+}
+
+#[tokio::test]
+async fn a_missing_token_is_logged_as_missing() {
+    let host = TestHost::start("").await;
+    for path in ["/live", "/live?auth=", "/live?other=1"] {
+        let mark = host.output().len();
+        assert_refused(&host, path).await;
+        let line = host
+            .wait_for_line_after(mark, "saying the handshake was refused", |line| {
+                line.contains("handshake refused")
+            })
+            .await;
+        assert!(
+            line.contains("missing") && !line.contains("base64"),
+            "{path}: {line}"
+        );
+    }
+    // A token that is there but broken is still named as such.
+    let mark = host.output().len();
+    assert_refused(&host, "/live?auth=@@@").await;
+    let line = host
+        .wait_for_line_after(mark, "saying the handshake was refused", |line| {
+            line.contains("handshake refused")
+        })
+        .await;
+    assert!(line.contains("base64"), "{line}");
 }

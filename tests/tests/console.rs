@@ -1,4 +1,4 @@
-//! DESIGN §6 "Console" and §9: `mswoole start|status|reload|say|stop` as an operator runs them.
+//! README.md "Console and manager port": `mswoole start|status|reload|say|stop` as an operator runs them.
 
 use std::time::Duration;
 
@@ -119,19 +119,13 @@ async fn console_commands_fail_with_one_line_when_no_host_answers() {
         ("status", &["--json"][..]),
         ("reload", &[]),
         ("say", &["hi"]),
-        ("stop", &[]),
     ] {
         let output = dir.console(command, args);
         output.assert_failure_one_line();
     }
     // `manager.port = 0` and no runtime/mswoole.manager: no host was ever started here.
     let dir = TestHost::builder().prepare();
-    for (command, args) in [
-        ("status", &[][..]),
-        ("reload", &[]),
-        ("say", &["hi"]),
-        ("stop", &[]),
-    ] {
+    for (command, args) in [("status", &[][..]), ("reload", &[]), ("say", &["hi"])] {
         let output = dir.console(command, args);
         output.assert_failure_one_line();
     }
@@ -306,4 +300,129 @@ async fn start_raises_the_open_file_limit_to_the_hard_limit_and_logs_it() {
         })
         .await;
     assert!(line.contains(&hard), "{line}");
+}
+
+#[tokio::test]
+async fn stop_on_a_host_that_is_not_running_says_so_and_exits_0() {
+    // Never started, on a fixed manager port and on port 0 (no runtime/mswoole.manager).
+    let fixed = TestHost::builder()
+        .config(&format!("[manager]\nport = {}", unused_port()))
+        .prepare();
+    for dir in [&fixed, &TestHost::builder().prepare()] {
+        let output = dir.console("stop", &[]);
+        output.assert_success();
+        assert_eq!(output.stdout.trim(), "not running", "{output:#?}");
+    }
+    // Stopped already: the second stop is the same no-op (a unit file's ExecStop after
+    // a `mswoole stop` by hand).
+    let mut host = TestHost::start("").await;
+    host.console("stop", &[]).assert_success();
+    host.wait_exit(Duration::from_secs(10)).await;
+    let output = host.console("stop", &[]);
+    output.assert_success();
+    assert_eq!(output.stdout.trim(), "not running", "{output:#?}");
+}
+
+#[tokio::test]
+async fn stop_fails_when_the_pid_file_names_a_host_that_does_not_answer() {
+    let host = TestHost::start("").await;
+    // The manager address file points nowhere; the pid file still names the live host.
+    std::fs::write(
+        host.dir().manager_file(),
+        format!("127.0.0.1:{}\n", unused_port()),
+    )
+    .expect("the manager file is rewritten");
+    let reason = host
+        .console("stop", &[])
+        .assert_failure_one_line()
+        .to_string();
+    assert!(reason.contains(&host.pid.to_string()), "{reason}");
+}
+
+#[tokio::test]
+async fn a_second_start_names_the_running_host() {
+    let host = TestHost::start("").await;
+    // Same config, same runtime directory; ports 0, so the ports do not collide.
+    let output = host.dir().start_expecting_exit().assert_failure();
+    assert!(
+        output.contains(&format!("already running, pid {}", host.pid)),
+        "{output}"
+    );
+    // The first host is untouched.
+    let pid = std::fs::read_to_string(host.dir().pid_file()).expect("the pid file is kept");
+    assert_eq!(pid.trim(), host.pid.to_string());
+    let mut client = host.connect_user().await;
+    client.fd().await;
+}
+
+#[tokio::test]
+async fn a_stale_pid_file_does_not_stop_a_start() {
+    let dir = TestHost::builder().prepare();
+    // A pid that is not an mswoole: this test process.
+    std::fs::write(dir.pid_file(), format!("{}\n", std::process::id())).expect("pid file");
+    let host = dir.start().await;
+    let pid = std::fs::read_to_string(host.dir().pid_file()).expect("the pid file");
+    assert_eq!(pid.trim(), host.pid.to_string());
+}
+
+#[test]
+fn start_refuses_an_unknown_log_level_by_name() {
+    for level in ["inof", "mswoole=loud"] {
+        let dir = TestHost::builder()
+            .config(&format!("[log]\nlevel = \"{level}\""))
+            .prepare();
+        let output = dir.start_expecting_exit().assert_failure();
+        assert!(
+            output.contains("log.level") && output.contains(level),
+            "{level} is not refused by name:\n{output}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn text_status_shows_load_time_in_utc_registered_and_dropped_frames() {
+    let host = TestHost::start("").await;
+    let mut client = host.connect_user().await;
+    client.fd().await;
+    let json = host.console("status", &["--json"]);
+    let status: Value = serde_json::from_str(&json.stdout).expect("status --json is JSON");
+    let output = host.console("status", &[]);
+    output.assert_success();
+    let text = &output.stdout;
+    let line = |name: &str| {
+        text.lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in:\n{text}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("registered"),
+        format!("registered   {}", status["registered"]),
+        "{text}"
+    );
+    assert_eq!(status["registered"], json!(1), "{status}");
+    assert_eq!(
+        line("dropped"),
+        format!("dropped      {} frames", status["dropped_frames"]),
+        "{text}"
+    );
+    // loaded_at is unix seconds in JSON and a UTC time in text: YYYY-MM-DDTHH:MM:SSZ.
+    let plugin = line("plugin       Index");
+    let loaded = plugin
+        .split_whitespace()
+        .skip_while(|word| *word != "loaded_at")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no loaded_at in {plugin:?}"));
+    let shape = loaded
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect::<String>();
+    assert_eq!(shape, "9999-99-99T99:99:99Z", "{plugin}");
+    let unix = status["plugins"]
+        .as_array()
+        .and_then(|plugins| plugins.iter().find(|p| p["name"] == json!("Index")))
+        .and_then(|index| index["loaded_at"].as_u64())
+        .expect("Index's loaded_at in JSON");
+    let now = u64::try_from(mswoole_tests::now()).expect("a time after 1970");
+    assert!(now.abs_diff(unix) < 120, "loaded_at {unix}, now {now}");
 }

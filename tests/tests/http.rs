@@ -1,4 +1,4 @@
-//! DESIGN §2 "Handshake": requests that are not upgrades, and the handshake limits.
+//! docs/PROTOCOL.md "Handshake": requests that are not upgrades, and the handshake limits.
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! DESIGN §2: what the host sets in every message (`fd`, `code`, `auth`) and how it
-//! escapes strings, seen through `index.index.echo` (DESIGN §7).
+//! docs/PROTOCOL.md "Messages and routing": what the host sets in every message (`fd`,
+//! `code`, `auth`) and how it escapes strings, seen through `index.index.echo`
+//! (docs/PROTOCOL.md, "Index actions").
 
 use mswoole_tests::{json, TestHost, Token};
 

@@ -1,4 +1,4 @@
-//! DESIGN §8 end to end: the Live module in the real host, on the memory registry, with
+//! docs/PROTOCOL.md "Live actions" end to end: the Live module in the real host, on the memory registry, with
 //! one big screen and two phones in a room. Tokens are minted with `mswoole token`.
 
 use std::time::Duration;

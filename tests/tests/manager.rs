@@ -1,4 +1,4 @@
-//! DESIGN §6: the manager port, one JSON command per connection.
+//! docs/PROTOCOL.md "Manager commands": the manager port, one JSON command per connection.
 
 use std::time::Duration;
 

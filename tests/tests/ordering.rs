@@ -1,4 +1,4 @@
-//! DESIGN §2: "Messages of one connection are handled in the order they arrived."
+//! docs/PROTOCOL.md "Messages and routing": the messages of one connection are handled in the order they arrived.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! DESIGN §5: plugins are contained (panics, timeouts), bad files are refused and
+//! README.md "Writing a module" and "Hot swap": plugins are contained (panics, timeouts), bad files are refused and
 //! named, and the modules that loaded go on serving.
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! DESIGN §2 "Frames from the client" and "Envelope": ping, idle, bad input, ack.
+//! docs/PROTOCOL.md "Frames", "Envelopes", "Close codes" and "Heartbeat": ping, idle, bad input, ack.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! DESIGN §2 "Routing": `module.controller.action`, its short forms and its refusals.
+//! docs/PROTOCOL.md "Messages and routing": `module.controller.action`, its short forms and its refusals.
 
 use mswoole_tests::{json, Client, TestHost, Value, ACK, SUCCESS, VECTOR_WALL};
 
@@ -124,7 +124,7 @@ async fn lifecycle_hooks_are_never_routable() {
 #[tokio::test]
 async fn live_methods_are_answered_by_the_live_plugin() {
     let host = TestHost::start("").await;
-    // DESIGN §8: what the Live module answers shows the call reached it.
+    // docs/PROTOCOL.md "Live actions": what the Live module answers shows the call reached it.
     let mut user = host.connect_user().await;
     assert_routed(&mut user, "live.user.join", 200, "userJoinSuccess").await;
     assert_routed(&mut user, "Live.User.Out", 200, "userOutSuccess").await;

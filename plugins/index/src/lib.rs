@@ -9,8 +9,12 @@
 //!   survives a hot swap through `export_state` / `import_state` (the example of
 //!   state handoff: best-effort, calls finishing on the old version after the
 //!   export are not counted).
-//! - `index.debug.*` exists only when `[modules.Index] debug_actions = true`: `panic`
-//!   panics and `sleep {ms}` waits, so tests can watch the host contain both.
+//! - `index.debug.*`: `panic` panics and `sleep {ms}` waits, so tests can watch the
+//!   host contain both. The controller exists in debug builds only, and answers there
+//!   only with `[modules.Index] debug_actions = true`. Why a build switch and not only
+//!   the config: a plugin declares its controllers before it sees its config (the host
+//!   lists them in `mswoole status`), so a production (release) build must not declare
+//!   them at all, or status would show debug actions that are switched off.
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -18,8 +22,8 @@ use std::sync::{
 };
 
 use mswoole_plugin_api::{
-    export_module, serde_json::Value, BoxFuture, Envelope, Host, Module, ModuleError, ModuleInfo,
-    Outcome, Request,
+    export_module, serde_json::Value, BoxFuture, Envelope, Host, LogLevel, Module, ModuleError,
+    ModuleInfo, Outcome, Request,
 };
 
 /// The Index module.
@@ -45,15 +49,27 @@ fn debug_actions(config: &Value) -> Result<bool, String> {
 
 impl Module for Index {
     fn info() -> ModuleInfo {
-        ModuleInfo::new("Index", env!("CARGO_PKG_VERSION"))
+        let info = ModuleInfo::new("Index", env!("CARGO_PKG_VERSION"))
             .controller("Index", &["index", "echo", "stats"])
-            .controller_with_fallback("Fallback", &["hello"])
-            .controller("Debug", &["panic", "sleep"])
+            .controller_with_fallback("Fallback", &["hello"]);
+        if cfg!(debug_assertions) {
+            info.controller("Debug", &["panic", "sleep"])
+        } else {
+            info
+        }
     }
 
     fn new(host: Host, config: Value) -> Result<Self, String> {
+        let debug_actions = debug_actions(&config)?;
+        if debug_actions && !cfg!(debug_assertions) {
+            host.log(
+                LogLevel::Warn,
+                "modules.Index.debug_actions = true has no effect: this is a release build, \
+                 which has no debug actions",
+            );
+        }
         Ok(Index {
-            debug_actions: debug_actions(&config)?,
+            debug_actions,
             host,
             handled: Arc::default(),
         })
@@ -171,6 +187,16 @@ mod tests {
         assert_eq!(reply[0]["param"], "zap");
     }
 
+    #[test]
+    fn only_debug_builds_declare_the_debug_controller() {
+        let declared = Index::info()
+            .controllers
+            .iter()
+            .any(|controller| controller.name.as_str() == "Debug");
+        assert_eq!(declared, cfg!(debug_assertions));
+    }
+
+    #[cfg(debug_assertions)]
     #[test]
     fn debug_actions_are_refused_unless_configured() {
         let off = host(json!({}));

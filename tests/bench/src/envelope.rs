@@ -1,7 +1,7 @@
 //! Reading server envelopes cheaply, and the frames the load generator sends.
 //!
 //! The host writes envelopes with keys in a fixed order (`status`, `event`, `info`,
-//! `param`; DESIGN §2), so the event name can be found with a substring search instead of
+//! `param`; docs/PROTOCOL.md "Envelopes"), so the event name can be found with a substring search instead of
 //! a full JSON parse: at 100k frames per second the client's own CPU is what limits
 //! the measurement, and this keeps it small.
 

@@ -1,4 +1,4 @@
-//! A minimal client of the host's manager port (DESIGN §6): one command per connection.
+//! A minimal client of the host's manager port (docs/PROTOCOL.md, "Manager commands"): one command per connection.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! MSwoole auth tokens (DESIGN §3), minted by the load generator and checked by the baseline.
+//! MSwoole auth tokens (docs/PROTOCOL.md, "Tokens"), minted by the load generator and checked by the baseline.
 //!
 //! Token = base64 of the 3DES-EDE3-ECB ciphertext (PKCS#5 padding) of a JSON object, with
 //! `+ / =` replaced by `* : _`. The key string is padded with ASCII `0` (or cut) to 24 bytes.
