@@ -1,7 +1,7 @@
 //! `mswoole`: MSwoole's WebSocket service as a plugin host.
 //!
 //! Data flows one way: socket ([`server`], [`handshake`]) → connection task
-//! ([`connection`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
+//! ([`connection`], [`frame_error`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
 //! ([`plugins::host_api`]) → [`registry`] and outbound queues ([`clients`], reached
 //! on any node through [`delivery`]).
 //! [`manager`] and [`cli`] drive a running host; [`error`] is the one place a
@@ -15,6 +15,7 @@ mod connection;
 mod delivery;
 mod envelope;
 mod error;
+mod frame_error;
 mod handshake;
 mod identity;
 mod manager;
