@@ -168,7 +168,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         if !matches!(sent, Ok(Ok(()))) {
             // The socket did not take the close frame (the client stopped reading): a
             // reset says so, where a FIN would pass for an orderly end.
-            tracing::debug!(fd = %identity.fd, ?end, "close frame not sent; resetting");
+            tracing::info!(fd = %identity.fd, ?end, "close frame not sent: connection reset");
             if let Err(error) = handler.socket.get_ref().set_zero_linger() {
                 tracing::debug!(fd = %identity.fd, "cannot arrange a reset: {error}");
             }
