@@ -2,7 +2,8 @@
 //!
 //! Other tasks (a room broadcast, a push, the manager) never write to a socket:
 //! they put a frame on the connection's bounded [`Outbound`] queue and the
-//! connection's own task does the I/O.
+//! connection's own task does the I/O. A client whose queue goes past
+//! `limits.outbound_bytes` is a slow consumer: its queue asks its task to close it.
 
 use std::{
     collections::HashMap,
@@ -20,7 +21,7 @@ use crate::{
     outbound::{CloseRequest, Offer, Outbound},
 };
 
-/// How long a client may leave its queue undrained before it is closed with 1008.
+/// How long a client's socket may take nothing before it is closed as a slow consumer.
 pub const STALL: Duration = Duration::from_secs(10);
 
 /// What other tasks hold of a connection.
@@ -37,7 +38,8 @@ pub struct ClientHandle {
 pub struct Clients {
     /// fd → handle. A std lock: held for a lookup or an insert, never across an await.
     table: RwLock<HashMap<String, ClientHandle>>,
-    /// Frames not queued because a client's queue was full.
+    /// Frames not queued because a client's queue was full, or dropped with a slow
+    /// consumer's queue.
     dropped: AtomicU64,
 }
 
@@ -85,7 +87,7 @@ impl Clients {
         let mut reached = 0;
         for fd in fds {
             if let Some(handle) = table.get(fd) {
-                self.queue(&handle.outbound, text);
+                self.queue(handle, text);
                 reached += 1;
             }
         }
@@ -103,7 +105,7 @@ impl Clients {
     pub fn send_all(&self, text: &Utf8Bytes) -> u64 {
         let table = self.read();
         for handle in table.values() {
-            self.queue(&handle.outbound, text);
+            self.queue(handle, text);
         }
         table.len() as u64
     }
@@ -116,9 +118,20 @@ impl Clients {
             .is_some()
     }
 
-    fn queue(&self, outbound: &Outbound, text: &Utf8Bytes) {
-        if outbound.offer(Message::Text(text.clone())) == Offer::Full {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    fn queue(&self, handle: &ClientHandle, text: &Utf8Bytes) {
+        match handle.outbound.offer(Message::Text(text.clone())) {
+            Offer::Queued | Offer::Closing => {}
+            Offer::Full => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Offer::SlowConsumer { dropped } => {
+                self.dropped
+                    .fetch_add(dropped as u64 + 1, Ordering::Relaxed);
+                tracing::warn!(
+                    fd = %handle.identity.fd,
+                    "slow consumer: its outbound queue went past limits.outbound_bytes; closing it (1008)"
+                );
+            }
         }
     }
 }

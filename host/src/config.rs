@@ -127,6 +127,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Frames queued per client before back-pressure.
     pub outbound_queue: usize,
+    /// Bytes queued per client (and not yet flushed) before it is closed as a slow consumer.
+    pub outbound_bytes: usize,
     /// Seconds a client has to complete its HTTP request.
     pub handshake_timeout_s: u64,
     /// Milliseconds a module call may take before it is answered with 500.
@@ -139,6 +141,7 @@ impl Default for Limits {
             max_message_bytes: 65536,
             max_connections: 0,
             outbound_queue: 1024,
+            outbound_bytes: 1 << 20,
             handshake_timeout_s: 10,
             call_timeout_ms: 5000,
         }
@@ -540,6 +543,7 @@ impl Config {
         let limits = &self.limits;
         positive("limits.max_message_bytes", wide(limits.max_message_bytes))?;
         positive("limits.outbound_queue", wide(limits.outbound_queue))?;
+        positive("limits.outbound_bytes", wide(limits.outbound_bytes))?;
         positive("limits.handshake_timeout_s", limits.handshake_timeout_s)?;
         positive("limits.call_timeout_ms", limits.call_timeout_ms)?;
         if self.registry.backend == Backend::Redis {
@@ -647,6 +651,7 @@ mod tests {
         assert_eq!(c.auth.iv.as_deref(), Some("abc"));
         assert_eq!(c.auth.key, "kfw001-websocket");
         assert_eq!(c.limits.outbound_queue, 1024);
+        assert_eq!(c.limits.outbound_bytes, 1 << 20);
         let c = parse("[registry]\nbackend = \"redis\"\n[outside]\ntrusted_proxies = [\"10.0.0.1\", \"::1\"]\n")
             .expect("redis");
         assert_eq!(c.registry.backend, Backend::Redis);

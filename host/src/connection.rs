@@ -8,8 +8,15 @@
 //! host, so `2` is answered at once and any frame resets the idle timer, but at most
 //! [`MAX_PENDING`] messages wait before reading pauses; and while the socket does
 //! not drain, the task waits on it and reads nothing (back-pressure on this
-//! connection only), up to [`STALL`]. Whatever ends the connection, the close
-//! sequence of DESIGN §2 runs.
+//! connection only), up to [`STALL`], or until a close request arrives (a slow
+//! consumer's queue asks for one when it goes past `limits.outbound_bytes`).
+//!
+//! A frame that breaks RFC 6455 fails the connection with the close code
+//! [`frame_error`] gives it (1002, 1007, 1009). Every close code is sent best effort:
+//! when the socket cannot take the close frame within [`CLOSE_GRACE`] (a slow consumer
+//! that stopped reading), the connection ends with a TCP reset instead, so the client
+//! can tell it apart from an orderly end (README, "Bad input"). Whatever ends the
+//! connection, the close sequence of DESIGN §2 runs.
 
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -19,7 +26,6 @@ use serde_json::{Map, Value};
 use tokio::{net::TcpStream, time::Instant};
 use tokio_tungstenite::{
     tungstenite::{
-        error::CapacityError,
         protocol::{frame::coding::CloseCode, CloseFrame},
         Error as WsError, Message, Utf8Bytes,
     },
@@ -30,6 +36,7 @@ use crate::{
     clients::{ClientHandle, STALL},
     envelope::Envelope,
     error::CallError,
+    frame_error::{self, ReadFailure},
     identity::Identity,
     message::{self, Inbound},
     outbound::{self, CloseRequest, Inbox, Mail},
@@ -43,7 +50,7 @@ const ACK: &str = r#"{"status":200,"event":"receiveMessage","info":"服务端已
 
 /// Messages that may wait behind the call in progress before reading pauses.
 const MAX_PENDING: usize = 32;
-/// How long the close frame may take to leave.
+/// How long the close frame may take to leave before the connection is reset instead.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 type Socket = WebSocketStream<TcpStream>;
@@ -57,30 +64,40 @@ enum End {
     ClientGone,
     /// Idle for `heartbeat.idle_s`: 1000 `idle timeout`.
     Idle,
-    /// A frame over `limits.max_message_bytes`: 1009.
-    TooBig,
+    /// Reading failed: a broken frame (1002), text that is not UTF-8 (1007), a frame over
+    /// `limits.max_message_bytes` (1009), or the client went away.
+    ReadFailed(ReadFailure),
     /// Bad input: a 400 envelope (already sent), then this code.
     BadInput(u16),
-    /// Invalid UTF-8 in a text frame: 1007.
-    BadUtf8,
     /// The host is stopping: 1001.
     Shutdown,
     /// A module or the manager closed it: 1000.
     Kicked,
-    /// The client stopped reading: 1008 (it will not read the frame either, so it is not sent).
-    Stalled,
+    /// The client's queue went past `limits.outbound_bytes`, or its socket took nothing
+    /// for [`STALL`]: 1008 `slow consumer`.
+    SlowConsumer,
+}
+
+impl From<CloseRequest> for End {
+    fn from(request: CloseRequest) -> Self {
+        match request {
+            CloseRequest::Kick => End::Kicked,
+            CloseRequest::Shutdown => End::Shutdown,
+            CloseRequest::SlowConsumer => End::SlowConsumer,
+        }
+    }
 }
 
 impl End {
     fn close_frame(&self) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            End::ClientGone | End::Stalled => return None,
+            End::ClientGone => return None,
+            End::ReadFailed(failure) => failure.close()?,
             End::Idle => (1000, "idle timeout"),
-            End::TooBig => (1009, "message too big"),
             End::BadInput(code) => (*code, "bad request"),
-            End::BadUtf8 => (1007, "invalid utf-8"),
             End::Shutdown => (1001, "server stopping"),
             End::Kicked => (1000, "closed by server"),
+            End::SlowConsumer => (1008, "slow consumer"),
         };
         Some(CloseFrame {
             code: CloseCode::from(code),
@@ -109,12 +126,15 @@ struct Handler {
     unflushed: bool,
     /// `Module.Controller.action` of the call being answered, for the log.
     calling: String,
+    /// Writing found that the connection must end: nothing more is written.
+    ending: Option<End>,
 }
 
 /// Runs a connection until it ends, then its close sequence.
 pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     let identity = Arc::new(identity);
-    let (outbound, inbox) = outbound::queue(shared.config.limits.outbound_queue);
+    let limits = &shared.config.limits;
+    let (outbound, inbox) = outbound::queue(limits.outbound_queue, limits.outbound_bytes);
     if let Err(error) = shared.registry.register(&identity).await {
         tracing::warn!(fd = %identity.fd, "connection not recorded in the registry: {error}");
     }
@@ -132,6 +152,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         bad_input: None,
         unflushed: false,
         calling: String::new(),
+        ending: None,
     };
     // A stop that began before this connection was in the table did not reach it.
     let end = match shared.shutdown.is_stopping() {
@@ -141,11 +162,19 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     tracing::debug!(fd = %identity.fd, ?end, "connection ends");
     shared.clients.remove(&identity.fd);
     if let Some(frame) = end.close_frame() {
-        let _ = tokio::time::timeout(
+        let sent = tokio::time::timeout(
             CLOSE_GRACE,
             handler.socket.send(Message::Close(Some(frame))),
         )
         .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            // The socket did not take the close frame (the client stopped reading): a
+            // reset says so, where a FIN would pass for an orderly end.
+            tracing::info!(fd = %identity.fd, ?end, "close frame not sent: connection reset");
+            if let Err(error) = handler.socket.get_ref().set_zero_linger() {
+                tracing::debug!(fd = %identity.fd, "cannot arrange a reset: {error}");
+            }
+        }
     }
     drop(handler);
     let escape = shared.config.protocol.escape_html;
@@ -162,7 +191,7 @@ impl Handler {
         tokio::pin!(idle_timer);
         let mut in_flight: Option<CallFuture> = None;
         loop {
-            while in_flight.is_none() {
+            while in_flight.is_none() && self.ending.is_none() {
                 if let Some((method, body)) = self.pending.pop_front() {
                     let mut call = self.start(method, body).await;
                     // Most calls need nothing from the host: done on the first poll, answered at once.
@@ -193,8 +222,7 @@ impl Handler {
                             self.write(frame).await;
                         }
                     }
-                    Mail::Close(CloseRequest::Kick) => return End::Kicked,
-                    Mail::Close(CloseRequest::Shutdown) => return End::Shutdown,
+                    Mail::Close(request) => return End::from(request),
                 },
                 frame = self.socket.next(), if reading => {
                     deadline = Instant::now() + idle;
@@ -212,35 +240,37 @@ impl Handler {
         }
     }
 
-    /// Writes a frame into the socket's buffer; [`Handler::flush`] sends it.
+    /// Writes a frame into the socket's buffer; [`Handler::flush`] sends it. tungstenite
+    /// writes to the socket once its buffer holds 128 KiB, and waits for it to drain
+    /// before it takes the next frame: that wait is bounded like a flush.
     async fn write(&mut self, frame: Message) {
-        // An error here is the socket's; the next read or flush reports it and ends the connection.
-        let _ = self.socket.feed(frame).await;
-        self.unflushed = true;
+        if self.ending.is_none() {
+            self.unflushed = true;
+            self.ending = bounded(self.socket.feed(frame), &self.inbox).await.err();
+        }
     }
 
     /// Sends what was written; `Some` when the connection must end instead.
     async fn flush(&mut self) -> Option<End> {
-        if !self.unflushed {
-            return None;
+        if self.ending.is_none() && self.unflushed {
+            self.unflushed = false;
+            match bounded(self.socket.flush(), &self.inbox).await {
+                // What the task took from its queue is out of this process now.
+                Ok(()) => self.inbox.flushed(),
+                Err(end) => self.ending = Some(end),
+            }
         }
-        self.unflushed = false;
-        match tokio::time::timeout(STALL, self.socket.flush()).await {
-            Ok(Ok(())) => None,
-            Ok(Err(_)) => Some(End::ClientGone),
-            Err(_) => Some(End::Stalled),
-        }
+        self.ending.clone()
     }
 
     /// Handles one frame; `Some` when it ends the connection.
     async fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Option<End> {
         match frame {
             None => Some(End::ClientGone),
-            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => Some(End::TooBig),
-            Some(Err(WsError::Utf8(_))) => Some(End::BadUtf8),
             Some(Err(error)) => {
-                tracing::debug!(fd = %self.identity.fd, "read error: {error}");
-                Some(End::ClientGone)
+                let failure = frame_error::classify(&error);
+                tracing::debug!(fd = %self.identity.fd, ?failure, "read error: {error}");
+                Some(End::ReadFailed(failure))
             }
             Some(Ok(Message::Text(text))) => {
                 match message::parse(text.as_str()) {
@@ -307,6 +337,22 @@ impl Handler {
             }
         };
         self.write(text(&envelope)).await;
+    }
+}
+
+/// Runs a write or a flush until it is done, the socket has taken nothing for [`STALL`]
+/// (a slow consumer), or another task asks the connection to close — whichever comes
+/// first. A socket that can take the bytes wins over a close request already made, so
+/// replies written before a module's `close` still go out.
+async fn bounded(io: impl Future<Output = Result<(), WsError>>, inbox: &Inbox) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        done = tokio::time::timeout(STALL, io) => match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::ClientGone),
+            Err(_) => Err(End::SlowConsumer),
+        },
+        request = inbox.close_requested() => Err(End::from(request)),
     }
 }
 

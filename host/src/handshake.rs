@@ -3,9 +3,15 @@
 //! tungstenite's handshake cannot answer a plain `GET /` with 200, so the head is
 //! read here (with `httparse`) and only an upgrade is handed to tokio-tungstenite,
 //! together with any bytes the client sent after the head.
+//!
+//! An upgrade is checked as RFC 6455 §4.2.1 says before anything else (the token
+//! included): a `GET` over HTTP/1.1 or later, `Sec-WebSocket-Version: 13`, and a
+//! `Sec-WebSocket-Key` that is the base64 of 16 bytes. Anything else is answered 400
+//! with `Sec-WebSocket-Version: 13` (§4.4) and never upgraded.
 
 use std::io;
 
+use base64::{engine::general_purpose::STANDARD, Engine};
 use percent_encoding::percent_decode_str;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -23,6 +29,8 @@ const MAX_HEADERS: usize = 64;
 pub struct Head {
     /// `GET`, ...
     pub method: String,
+    /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
     /// The path without the query.
     pub path: String,
     /// The raw query, without `?`.
@@ -90,6 +98,7 @@ pub async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), HeadEr
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
                 let head = Head {
                     method: request.method.unwrap_or("").to_string(),
+                    version: request.version.unwrap_or(0),
                     path: path.to_string(),
                     query: query.to_string(),
                     headers: request
@@ -144,22 +153,70 @@ pub async fn respond(
     stream.shutdown().await
 }
 
-/// Checks an upgrade request and writes the 101 answer.
+/// Why an upgrade request is not a valid RFC 6455 opening handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadUpgrade {
+    /// Not `GET`.
+    Method,
+    /// HTTP/1.0.
+    HttpVersion,
+    /// `Sec-WebSocket-Version` missing or not 13.
+    WebSocketVersion,
+    /// `Sec-WebSocket-Key` missing, or not the base64 of 16 bytes.
+    Key,
+}
+
+impl BadUpgrade {
+    /// The reason, as the 400's body says it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            BadUpgrade::Method => "a WebSocket handshake must be a GET",
+            BadUpgrade::HttpVersion => "a WebSocket handshake needs HTTP/1.1",
+            BadUpgrade::WebSocketVersion => "Sec-WebSocket-Version must be 13",
+            BadUpgrade::Key => "Sec-WebSocket-Key must be the base64 of 16 bytes",
+        }
+    }
+}
+
+/// Checks an upgrade request against RFC 6455 §4.2.1 (see the module docs).
+pub fn check_upgrade(head: &Head) -> Result<(), BadUpgrade> {
+    if head.method != "GET" {
+        return Err(BadUpgrade::Method);
+    }
+    if head.version < 1 {
+        return Err(BadUpgrade::HttpVersion);
+    }
+    if head.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return Err(BadUpgrade::WebSocketVersion);
+    }
+    let key = head.header("sec-websocket-key").map(str::trim);
+    match key.map(|key| STANDARD.decode(key)) {
+        Some(Ok(nonce)) if nonce.len() == 16 => Ok(()),
+        _ => Err(BadUpgrade::Key),
+    }
+}
+
+/// Answers an invalid upgrade request: 400, and the version this server speaks.
+pub async fn reject_upgrade(stream: &mut TcpStream, bad: BadUpgrade) -> io::Result<()> {
+    let body = format!("bad websocket handshake: {}\n", bad.reason());
+    respond(
+        stream,
+        400,
+        &[("Sec-WebSocket-Version", "13")],
+        "text/plain",
+        &body,
+    )
+    .await
+}
+
+/// Writes the 101 answer to an upgrade request that passed [`check_upgrade`] (checked
+/// again here: an unchecked one is rejected, never upgraded).
 pub async fn accept_upgrade(stream: &mut TcpStream, head: &Head) -> io::Result<bool> {
-    let (Some(key), Some("13")) = (
-        head.header("sec-websocket-key"),
-        head.header("sec-websocket-version"),
-    ) else {
-        respond(
-            stream,
-            400,
-            &[("Sec-WebSocket-Version", "13")],
-            "text/plain",
-            "bad websocket handshake\n",
-        )
-        .await?;
+    if let Err(bad) = check_upgrade(head) {
+        reject_upgrade(stream, bad).await?;
         return Ok(false);
-    };
+    }
+    let key = head.header("sec-websocket-key").unwrap_or_default();
     let mut text = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         derive_accept_key(key.trim().as_bytes())
@@ -183,6 +240,7 @@ mod tests {
     fn head(query: &str, headers: &[(&str, &str)]) -> Head {
         Head {
             method: "GET".into(),
+            version: 1,
             path: "/".into(),
             query: query.into(),
             headers: headers
@@ -198,6 +256,50 @@ mod tests {
         assert_eq!(h.query_param("auth").as_deref(), Some("ab*cd:_"));
         assert_eq!(h.query_param("y").as_deref(), Some(""));
         assert_eq!(h.query_param("z"), None);
+    }
+
+    #[test]
+    fn an_upgrade_is_checked_as_rfc_6455_says() {
+        let key = ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        let version = ("sec-websocket-version", "13");
+        assert_eq!(check_upgrade(&head("", &[key, version])), Ok(()));
+        let post = Head {
+            method: "POST".into(),
+            ..head("", &[key, version])
+        };
+        assert_eq!(check_upgrade(&post), Err(BadUpgrade::Method));
+        let http10 = Head {
+            version: 0,
+            ..head("", &[key, version])
+        };
+        assert_eq!(check_upgrade(&http10), Err(BadUpgrade::HttpVersion));
+        for bad in [
+            vec![key],
+            vec![key, ("sec-websocket-version", "8")],
+            vec![key, ("sec-websocket-version", "13, 8")],
+        ] {
+            assert_eq!(
+                check_upgrade(&head("", &bad)),
+                Err(BadUpgrade::WebSocketVersion),
+                "{bad:?}"
+            );
+        }
+        for bad in [
+            "",
+            "not base64!",
+            // Unpadded 16 bytes, then 17 and 18 bytes.
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZTE=",
+            "AAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            let headers = [("sec-websocket-key", bad), version];
+            assert_eq!(
+                check_upgrade(&head("", &headers)),
+                Err(BadUpgrade::Key),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_upgrade(&head("", &[version])), Err(BadUpgrade::Key));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `mswoole`: MSwoole's WebSocket service as a plugin host.
 //!
 //! Data flows one way: socket ([`server`], [`handshake`]) → connection task
-//! ([`connection`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
+//! ([`connection`], [`frame_error`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
 //! (`mswoole_core::services`, reaching out through [`plugins::outlet`]) →
 //! [`registry`] and outbound queues ([`clients`], reached on any node through
 //! [`delivery`]).
@@ -19,6 +19,7 @@ mod clients;
 mod config;
 mod connection;
 mod delivery;
+mod frame_error;
 mod handshake;
 mod log_file;
 mod manager;

@@ -4,12 +4,22 @@
 //! socket itself, and when the client stops reading, that task waits on the socket
 //! and stops reading too (back-pressure on that connection only). Frames from
 //! others must not wait — a broadcast must not stall on one slow member — so they
-//! are queued here, up to `limits.outbound_queue`. Only a client that stopped
-//! reading fills that; what is sent to it then is dropped and counted, and its task
-//! closes it once its socket has not drained for `STALL`.
+//! are queued here, and the queue is what a client that stops reading makes the host
+//! hold for it. It is bounded twice:
 //!
-//! Requests to close the connection (a module's `close`, the host stopping) come
-//! the same way, so the connection waits on one thing instead of three.
+//! - in frames (`limits.outbound_queue`): a full queue drops what is offered (and the
+//!   drop is counted), as it always did;
+//! - in bytes (`limits.outbound_bytes`, README "Bad input"): the bytes queued plus the
+//!   bytes the task took and has not yet flushed to the socket. A frame that would go
+//!   past it marks the client a *slow consumer*: what is queued is dropped at once (so
+//!   the memory comes back now, not when the socket gives up) and the connection is
+//!   asked to close with 1008. Counting in bytes is what bounds memory: 1,024 frames
+//!   of 60 KB were 60 MB per client (issue 12), Centrifugo's 1 MiB default is ours.
+//!
+//! Requests to close the connection (a module's `close`, the host stopping, a slow
+//! consumer) come the same way, so the connection waits on one thing instead of three;
+//! they have their own signal so that a task blocked writing to a stuck socket can be
+//! interrupted by one without being woken by every frame.
 //!
 //! A `VecDeque` behind a mutex rather than a channel: it allocates nothing until a
 //! frame arrives, which matters for the idle memory per connection.
@@ -23,12 +33,14 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Why another task wants the connection closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CloseRequest {
     /// A module or the manager closed it: 1000.
     Kick,
     /// The host is stopping: 1001.
     Shutdown,
+    /// Its queue went past `limits.outbound_bytes`: 1008 `slow consumer`.
+    SlowConsumer,
 }
 
 /// What the connection task finds in its inbox.
@@ -45,7 +57,11 @@ pub enum Mail {
 struct Held {
     /// Frames in arrival order.
     frames: VecDeque<Message>,
-    /// A close request, which goes before any frame still queued.
+    /// Payload bytes of `frames`.
+    queued_bytes: usize,
+    /// Payload bytes the task took and has not reported flushed.
+    taken_bytes: usize,
+    /// A close request, which goes before any frame still queued; the strongest wins.
     close: Option<CloseRequest>,
 }
 
@@ -54,10 +70,14 @@ struct Held {
 struct Queue {
     /// Frames and a close request.
     held: Mutex<Held>,
-    /// Signalled when a frame is queued (a permit is kept if nobody waits yet).
+    /// Signalled when a frame or a close request is queued (a permit is kept if nobody waits yet).
     ready: Notify,
+    /// Signalled when a close request is made.
+    closing: Notify,
     /// Most frames held at once.
-    capacity: usize,
+    max_frames: usize,
+    /// Most payload bytes held at once (queued plus taken and not yet flushed).
+    max_bytes: usize,
 }
 
 /// The sending side. Cheap to clone.
@@ -69,18 +89,33 @@ pub struct Outbound(Arc<Queue>);
 pub enum Offer {
     /// Queued.
     Queued,
-    /// The queue is full: the client stopped reading; the frame was dropped.
+    /// The queue holds `limits.outbound_queue` frames: the frame was dropped.
     Full,
+    /// The frame would have taken the queue past `limits.outbound_bytes`: it and every
+    /// queued frame were dropped, and the connection is asked to close as a slow consumer.
+    SlowConsumer {
+        /// The queued frames dropped with it.
+        dropped: usize,
+    },
+    /// The connection is closing: the frame was dropped.
+    Closing,
 }
 
-/// A queue holding up to `capacity` frames, as both of its ends.
-pub fn queue(capacity: usize) -> (Outbound, Inbox) {
+/// A queue holding up to `max_frames` frames and `max_bytes` bytes, as both of its ends.
+pub fn queue(max_frames: usize, max_bytes: usize) -> (Outbound, Inbox) {
     let queue = Arc::new(Queue {
         held: Mutex::default(),
         ready: Notify::new(),
-        capacity: capacity.max(1),
+        closing: Notify::new(),
+        max_frames: max_frames.max(1),
+        max_bytes: max_bytes.max(1),
     });
     (Outbound(queue.clone()), Inbox(queue))
+}
+
+/// The bytes a frame counts for: its payload (a frame's header adds at most 14).
+fn size(frame: &Message) -> usize {
+    frame.len()
 }
 
 impl Queue {
@@ -89,29 +124,43 @@ impl Queue {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Records a close request (the strongest one wins) and wakes the task.
+    fn request_close(&self, held: &mut Held, request: CloseRequest) {
+        held.close = held.close.max(Some(request));
+        self.ready.notify_one();
+        self.closing.notify_one();
+    }
 }
 
 impl Outbound {
     /// Queues a frame without waiting.
     pub fn offer(&self, frame: Message) -> Offer {
         let mut held = self.0.held();
-        if held.frames.len() >= self.0.capacity {
+        if held.close.is_some() {
+            return Offer::Closing;
+        }
+        if held.frames.len() >= self.0.max_frames {
             return Offer::Full;
         }
+        let bytes = size(&frame);
+        if held.queued_bytes + held.taken_bytes + bytes > self.0.max_bytes {
+            let dropped = std::mem::take(&mut held.frames).len();
+            held.queued_bytes = 0;
+            self.0.request_close(&mut held, CloseRequest::SlowConsumer);
+            return Offer::SlowConsumer { dropped };
+        }
         held.frames.push_back(frame);
+        held.queued_bytes += bytes;
         drop(held);
         self.0.ready.notify_one();
         Offer::Queued
     }
 
-    /// Asks the connection to close; a shutdown outranks a kick.
+    /// Asks the connection to close; a stronger request (see [`CloseRequest`]) is kept.
     pub fn close(&self, request: CloseRequest) {
         let mut held = self.0.held();
-        if held.close != Some(CloseRequest::Shutdown) {
-            held.close = Some(request);
-        }
-        drop(held);
-        self.0.ready.notify_one();
+        self.0.request_close(&mut held, request);
     }
 }
 
@@ -121,6 +170,7 @@ pub struct Inbox(Arc<Queue>);
 
 impl Inbox {
     /// Waits until something arrives: a close request first, else every queued frame.
+    /// The frames' bytes count against the limit until [`Inbox::flushed`].
     pub async fn take(&self) -> Mail {
         loop {
             if let Some(mail) = self.try_take() {
@@ -135,7 +185,26 @@ impl Inbox {
         if let Some(request) = held.close {
             return Some(Mail::Close(request));
         }
-        (!held.frames.is_empty()).then(|| Mail::Frames(std::mem::take(&mut held.frames)))
+        if held.frames.is_empty() {
+            return None;
+        }
+        held.taken_bytes += std::mem::take(&mut held.queued_bytes);
+        Some(Mail::Frames(std::mem::take(&mut held.frames)))
+    }
+
+    /// The task flushed everything it took to the socket: those bytes no longer count.
+    pub fn flushed(&self) {
+        self.0.held().taken_bytes = 0;
+    }
+
+    /// Waits for a close request (used while the task is blocked writing).
+    pub async fn close_requested(&self) -> CloseRequest {
+        loop {
+            if let Some(request) = self.0.held().close {
+                return request;
+            }
+            self.0.closing.notified().await;
+        }
     }
 }
 
@@ -145,9 +214,13 @@ mod tests {
 
     use super::*;
 
+    fn text(n: usize) -> Message {
+        Message::text("x".repeat(n))
+    }
+
     #[tokio::test]
     async fn frames_arrive_in_order_and_a_full_queue_drops() {
-        let (outbound, inbox) = queue(2);
+        let (outbound, inbox) = queue(2, 1 << 20);
         assert_eq!(outbound.offer(Message::text("a")), Offer::Queued);
         assert_eq!(outbound.offer(Message::text("b")), Offer::Queued);
         assert_eq!(outbound.offer(Message::text("c")), Offer::Full);
@@ -165,11 +238,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_close_request_goes_first_and_shutdown_outranks_a_kick() {
-        let (outbound, inbox) = queue(4);
+    async fn a_close_request_goes_first_and_the_strongest_wins() {
+        let (outbound, inbox) = queue(4, 1 << 20);
         outbound.offer(Message::text("a"));
         outbound.close(CloseRequest::Shutdown);
         outbound.close(CloseRequest::Kick);
         assert_eq!(inbox.take().await, Mail::Close(CloseRequest::Shutdown));
+        outbound.close(CloseRequest::SlowConsumer);
+        assert_eq!(inbox.take().await, Mail::Close(CloseRequest::SlowConsumer));
+        assert_eq!(outbound.offer(Message::text("b")), Offer::Closing);
+    }
+
+    #[tokio::test]
+    async fn bytes_taken_count_until_flushed_and_going_past_the_limit_is_a_slow_consumer() {
+        let (outbound, inbox) = queue(100, 1000);
+        assert_eq!(outbound.offer(text(400)), Offer::Queued);
+        assert_eq!(outbound.offer(text(400)), Offer::Queued);
+        assert!(matches!(inbox.take().await, Mail::Frames(frames) if frames.len() == 2));
+        // Taken but not flushed: 800 bytes still count.
+        assert_eq!(outbound.offer(text(200)), Offer::Queued);
+        inbox.flushed();
+        // Flushed: only the 200 queued count.
+        assert_eq!(outbound.offer(text(800)), Offer::Queued);
+        // 1000 held: one more byte is too many.
+        assert_eq!(outbound.offer(text(1)), Offer::SlowConsumer { dropped: 2 });
+        assert_eq!(inbox.take().await, Mail::Close(CloseRequest::SlowConsumer));
+        assert_eq!(outbound.offer(text(1)), Offer::Closing);
+        let queued = inbox.0.held();
+        assert!(
+            queued.frames.is_empty(),
+            "a slow consumer's frames are dropped at once"
+        );
+        assert_eq!(queued.queued_bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn a_blocked_task_hears_a_close_request_and_no_frame() {
+        let (outbound, inbox) = queue(100, 1000);
+        let waiting = tokio::spawn(async move { inbox.close_requested().await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        outbound.offer(text(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiting.is_finished(), "a frame is not a close request");
+        outbound.close(CloseRequest::Kick);
+        let heard = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+        assert!(matches!(heard, Ok(Ok(CloseRequest::Kick))), "{heard:?}");
     }
 }

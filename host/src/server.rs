@@ -324,6 +324,12 @@ async fn handle(
     if !head.is_upgrade() {
         return plain_http(&shared, &mut socket, &head).await;
     }
+    // An invalid handshake is a 400 whatever else it carries (RFC 6455 §4.2.1).
+    if let Err(bad) = handshake::check_upgrade(&head) {
+        tracing::debug!(%peer, "bad handshake: {}", bad.reason());
+        let _ = handshake::reject_upgrade(&mut socket, bad).await;
+        return;
+    }
     if shared.shutdown.is_stopping() {
         let _ = handshake::respond(&mut socket, 503, &[], "text/plain", "server stopping\n").await;
         return;

@@ -1,4 +1,5 @@
-//! A raw HTTP/1.1 `GET`, for the requests that are not upgrades (`/`, `/healthz`, 404s).
+//! A raw HTTP/1.1 `GET`, for the requests that are not upgrades (`/`, `/healthz`, 404s),
+//! and any request written by hand (handshakes that break the rules).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -42,6 +43,15 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     match tokio::time::timeout(RECV_TIMEOUT, exchange(addr, &request)).await {
         Ok(response) => response,
         Err(_) => panic!("GET {path} got no complete response within {RECV_TIMEOUT:?}"),
+    }
+}
+
+/// Sends `request` exactly as written (for handshakes that break the rules) and reads
+/// the whole response.
+pub async fn http_raw(addr: SocketAddr, request: &str) -> HttpResponse {
+    match tokio::time::timeout(RECV_TIMEOUT, exchange(addr, request)).await {
+        Ok(response) => response,
+        Err(_) => panic!("{request:?} got no complete response within {RECV_TIMEOUT:?}"),
     }
 }
 

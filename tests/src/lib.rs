@@ -9,7 +9,9 @@
 //! - [`host`]: [`TestHost`], one running host process: start, output, console, stop.
 //! - [`client`]: a WebSocket [`Client`] with timeouts that fail with a clear message.
 //! - [`envelope`]: [`Envelope`], a server reply, kept as text and as parsed JSON.
-//! - [`http`]: a raw HTTP/1.1 `GET` for the non-upgrade requests.
+//! - [`http`]: a raw HTTP/1.1 `GET` for the non-upgrade requests, and hand-written requests.
+//! - [`raw`]: [`RawClient`] and [`RawFrame`], a raw-socket WebSocket client that can
+//!   break every rule of RFC 6455 (the conformance suite's frame writer and reader).
 //! - [`redis`]: [`RedisServer`], a private `redis-server` a test can stop and restart.
 //! - [`nginx`]: [`Nginx`], a private nginx running the shipped `config/nginx.conf`.
 //! - [`notify`]: [`NotifySocket`], a `NOTIFY_SOCKET` to hear what the host tells systemd.
@@ -27,6 +29,7 @@ pub mod live;
 pub mod nginx;
 pub mod notify;
 pub mod paths;
+pub mod raw;
 pub mod redis;
 pub mod token;
 
@@ -36,9 +39,10 @@ pub use client::{
 pub use config::Config;
 pub use envelope::{Envelope, ACK};
 pub use host::{ConsoleOutput, HostBuilder, HostDir, TestHost};
-pub use http::{http_get, HttpResponse};
+pub use http::{http_get, http_raw, HttpResponse};
 pub use nginx::Nginx;
 pub use notify::NotifySocket;
+pub use raw::{Incoming, RawClient, RawFrame, ServerFrame};
 pub use redis::RedisServer;
 pub use token::{
     now, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV, VECTOR_LONG_KEY, VECTOR_NOT_JSON,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use mswoole_tests::{json, Frame, TestHost, ACK, SUCCESS};
+use mswoole_tests::{json, ClientRx, Frame, TestHost, ACK, SUCCESS};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -261,8 +261,8 @@ async fn a_client_that_stops_reading_is_dropped_after_10_s_and_holds_back_nobody
     let host = TestHost::start("[limits]\noutbound_queue = 4").await;
     let (mut tx, mut rx) = host.connect_user().await.split();
     let mut other = host.connect_user().await;
-    // Large echo replies that this client never reads fill the socket buffers, then
-    // its outbound queue; the sender blocks once the host stops reading from it.
+    // Large echo replies that this client never reads fill the socket buffers; the host
+    // then waits on the socket and stops reading, and the sender blocks.
     let pad = "x".repeat(60_000);
     let sender = tokio::spawn(async move {
         for n in 0..400 {
@@ -286,6 +286,10 @@ async fn a_client_that_stops_reading_is_dropped_after_10_s_and_holds_back_nobody
         started.elapsed()
     );
     assert_eq!(connections(&host).await, json!(2));
+    // Its sender is stuck: stop it, so that only the reading half sees how the
+    // connection ends (a pending write would take the reset's error for itself).
+    sender.abort();
+    let _ = sender.await;
     // Stuck for 10 s: the host gives up on it.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let started = Instant::now();
@@ -296,21 +300,13 @@ async fn a_client_that_stops_reading_is_dropped_after_10_s_and_holds_back_nobody
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Its end: what was in flight, then a close 1008, or the connection simply gone
-    // (a client that does not read cannot be relied on to read the close frame).
-    let mut replies = 0;
-    loop {
-        match rx.recv().await {
-            Frame::Text(_) => replies += 1,
-            Frame::Close(Some((code, _))) => {
-                assert_eq!(code, 1008, "after {replies} frames");
-                break;
-            }
-            Frame::Ended(_) => break,
-            other => panic!("expected close 1008 after {replies} frames, got {other:?}"),
-        }
-    }
-    sender.abort();
+    // Its end: what was in flight, then a reset. Its socket could not take the close
+    // frame, and the README promises 1008 `slow consumer` only when it can.
+    host.wait_for_line("the reset", |line| {
+        line.contains("close frame not sent: connection reset")
+    })
+    .await;
+    expect_frames_then_reset(&mut rx).await;
     // And the host goes on serving.
     other.send_text("2").await;
     assert_eq!(other.recv_text().await, "3");
@@ -334,4 +330,101 @@ async fn any_frame_from_the_client_keeps_it_alive() {
     // Pongs are skipped by the client; the connection must still be open.
     pinging.send_text("2").await;
     assert_eq!(pinging.recv_text().await, "3");
+}
+
+/// Reads frames until the stream fails with a TCP reset; returns how many came first.
+async fn expect_frames_then_reset(rx: &mut ClientRx) -> usize {
+    let mut frames = 0;
+    loop {
+        match rx.recv().await {
+            Frame::Text(_) => frames += 1,
+            // "reset by peer" is an RST; tungstenite calls a FIN without a close frame
+            // "Connection reset without closing handshake", which is not one.
+            Frame::Ended(why) if why.contains("Connection reset by peer") => return frames,
+            other => panic!("expected a reset after {frames} frames, got {other:?}"),
+        }
+    }
+}
+
+/// Sends 60 KB `say` broadcasts through the manager until the host logs that a client
+/// became a slow consumer; returns how many it sent.
+async fn say_until_a_slow_consumer(host: &TestHost) -> usize {
+    let say = "x".repeat(60_000);
+    for sent in 1..=1000 {
+        host.manager(&json!({"method": "say", "say": say}))
+            .await
+            .assert_is(200, "saySuccess");
+        if host.output().contains("slow consumer: its outbound queue") {
+            return sent;
+        }
+    }
+    panic!("1000 broadcasts of 60 KB made no slow consumer");
+}
+
+#[tokio::test]
+async fn a_client_past_outbound_bytes_that_reads_again_gets_1008_slow_consumer() {
+    let host = TestHost::start("[limits]\noutbound_bytes = 262144").await;
+    let (_tx, mut slow) = host.connect_user().await.split();
+    // Another client reads all along.
+    let (mut other_tx, mut other_rx) = host.connect_user().await.split();
+    let reader = tokio::spawn(async move {
+        let mut broadcasts = 0;
+        loop {
+            match other_rx.recv_within(Duration::from_secs(2)).await {
+                Some(Frame::Text(text)) if text.contains("serverBroadcast") => broadcasts += 1,
+                None => return (broadcasts, other_rx),
+                Some(other) => panic!("the reading client got {other:?}"),
+            }
+        }
+    });
+    // `slow` reads nothing until its queue has gone past 256 KiB.
+    let sent = say_until_a_slow_consumer(&host).await;
+    // It reads again at once, well within the close frame's 2 s: what was in flight,
+    // then the close frame, then the end.
+    let mut frames = 0;
+    loop {
+        match slow.recv().await {
+            Frame::Text(_) => frames += 1,
+            Frame::Close(Some((code, reason))) => {
+                assert_eq!((code, reason.as_str()), (1008, "slow consumer"));
+                break;
+            }
+            other => panic!("expected close 1008 after {frames} frames, got {other:?}"),
+        }
+    }
+    assert!(
+        frames < sent,
+        "{frames} of {sent} broadcasts arrived: the queue past the limit was not dropped"
+    );
+    assert!(matches!(slow.recv().await, Frame::Ended(_)));
+    // The other client, which read, got every broadcast and is still served.
+    let (broadcasts, mut other_rx) = match reader.await {
+        Ok(counted) => counted,
+        Err(error) => panic!("the reading client failed: {error}"),
+    };
+    assert_eq!(broadcasts, sent);
+    other_tx.send_text("2").await;
+    assert_eq!(other_rx.recv_text().await, "3");
+    assert_eq!(connections(&host).await, json!(1));
+}
+
+#[tokio::test]
+async fn a_client_past_outbound_bytes_that_never_reads_is_reset_without_waiting_10_s() {
+    let host = TestHost::start("[limits]\noutbound_bytes = 262144").await;
+    let (_tx, mut slow) = host.connect_user().await.split();
+    let sent = say_until_a_slow_consumer(&host).await;
+    let started = Instant::now();
+    host.wait_for_line("the reset", |line| {
+        line.contains("close frame not sent: connection reset")
+    })
+    .await;
+    // Closed as soon as the close frame's 2 s ran out, not after the 10 s stall.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "reset after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(connections(&host).await, json!(0));
+    let frames = expect_frames_then_reset(&mut slow).await;
+    assert!(frames < sent, "{frames} of {sent} broadcasts arrived");
 }

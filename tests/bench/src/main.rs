@@ -28,7 +28,10 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     baseline::BaselineArgs,
-    modes::{fanout::FanoutArgs, idle::IdleArgs, rate::RateArgs, rr::RrArgs, swap::SwapArgs},
+    modes::{
+        fanout::FanoutArgs, idle::IdleArgs, rate::RateArgs, rr::RrArgs, slow::SlowArgs,
+        swap::SwapArgs,
+    },
     report::Outcome,
     smoke::SmokeArgs,
     suite::SuiteArgs,
@@ -57,6 +60,9 @@ enum Command {
     Fanout(FanoutArgs),
     /// `rr` while the Index plugin file is replaced: the longest stall.
     Swap(SwapArgs),
+    /// Phone users that stop reading while their rooms get 60 KB broadcasts: the host's
+    /// memory against R × limits.outbound_bytes, and after they are gone (starts a host).
+    Slow(SlowArgs),
     /// Run the bare baseline server.
     Baseline(BaselineArgs),
     /// Run every mode against the baseline and the host, pinned, and write the results
@@ -90,6 +96,18 @@ fn main() -> ExitCode {
         Command::Rate(args) => report(json, modes::rate::run(&args).map(Outcome::Rate)),
         Command::Fanout(args) => report(json, modes::fanout::run(&args).map(Outcome::Fanout)),
         Command::Swap(args) => report(json, modes::swap::run(&args).map(Outcome::Swap)),
+        Command::Slow(args) => modes::slow::run(&args).map(|result| {
+            if json {
+                println!("{}", result.json());
+            } else {
+                print!("{}", result.table());
+            }
+            if result.problem.is_some() {
+                2
+            } else {
+                0
+            }
+        }),
         Command::Baseline(args) => baseline::serve(&args).map(|()| 0),
         Command::Suite(args) => suite::run(&args),
         Command::Smoke(args) => smoke::run(&args),

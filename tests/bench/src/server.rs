@@ -78,6 +78,9 @@ pub struct HostSetup {
     pub max_connections: usize,
     /// `[heartbeat] idle_s`.
     pub idle_s: u64,
+    /// `[limits] outbound_bytes`; `None` leaves the key out (the host's default, or a
+    /// host that predates it).
+    pub outbound_bytes: Option<usize>,
 }
 
 impl HostSetup {
@@ -94,13 +97,17 @@ impl HostSetup {
              [outside]\nhost = \"127.0.0.1\"\nport = 0\n\n\
              [manager]\nhost = \"127.0.0.1\"\nport = 0\n\n\
              [heartbeat]\nidle_s = {idle}\n\n\
-             [limits]\nmax_connections = {max}\n\n\
+             [limits]\nmax_connections = {max}\n{outbound}\n\
              [registry]\n{registry}\n\
              [plugins]\ndir = {plugins:?}\nwatch = true\n\n\
              [runtime]\ndir = {runtime:?}\nworkers = {workers}\n\n\
              [log]\nlevel = \"warn\"\n",
             idle = self.idle_s,
             max = self.max_connections,
+            outbound = self
+                .outbound_bytes
+                .map(|bytes| format!("outbound_bytes = {bytes}\n"))
+                .unwrap_or_default(),
             plugins = dir.join("plugins").display().to_string(),
             runtime = dir.join("runtime").display().to_string(),
             workers = self.workers,
@@ -351,6 +358,7 @@ mod tests {
             workers: 1,
             max_connections: 19_900,
             idle_s: 600,
+            outbound_bytes: None,
         };
         let text = setup.config(Path::new("/tmp/x"));
         assert!(text.contains("workers = 1"), "{text}");

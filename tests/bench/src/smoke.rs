@@ -151,6 +151,7 @@ pub fn run(args: &SmokeArgs) -> Result<i32, String> {
             workers: 1,
             max_connections: 1000,
             idle_s: 60,
+            outbound_bytes: None,
         };
         let host = Server::host(&setup, None)?;
         against("host", &host, &mut checks)?;

@@ -6,6 +6,7 @@ pub mod idle;
 pub mod rate;
 pub mod requests;
 pub mod rr;
+pub mod slow;
 pub mod swap;
 
 use std::time::Duration;
