@@ -42,6 +42,51 @@ pub trait Outlet: Send + Sync {
     fn sleep(&self, millis: u64) -> BoxFuture<()>;
     /// Writes a module's log line.
     fn log(&self, module: &str, level: LogLevel, message: &str);
+    /// Sets (or replaces) `module`'s timer `name`; the reason when it is refused.
+    fn set_timer(&self, module: &str, timer: Timer) -> Result<(), String>;
+    /// Cancels `module`'s timer `name`; `true` if there was one.
+    fn cancel_timer(&self, module: &str, name: &str) -> bool;
+}
+
+/// The shortest interval of a repeating timer.
+pub const MIN_TIMER_INTERVAL_MS: u64 = 10;
+
+/// A timer a module asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    /// Its name, unique per module.
+    pub name: String,
+    /// Milliseconds until it fires, and between firings when it repeats.
+    pub millis: u64,
+    /// Whether it fires every `millis` or once.
+    pub repeat: bool,
+    /// What `on_timer` receives, as JSON text.
+    pub payload: String,
+}
+
+impl Timer {
+    /// Checks what a module asked for: a name, JSON, and a repeat no shorter than the minimum.
+    fn new(name: RString, millis: u64, payload: RString, repeat: bool) -> Result<Self, HostError> {
+        if name.is_empty() {
+            return Err(HostError::Refused("a timer needs a name".into()));
+        }
+        if repeat && millis < MIN_TIMER_INTERVAL_MS {
+            return Err(HostError::Refused(
+                format!("timer {name}: every {millis} ms is below the minimum of {MIN_TIMER_INTERVAL_MS} ms").into(),
+            ));
+        }
+        if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+            return Err(HostError::Refused(
+                format!("timer {name}: payload is not JSON").into(),
+            ));
+        }
+        Ok(Timer {
+            name: name.into_string(),
+            millis,
+            repeat,
+            payload: payload.into_string(),
+        })
+    }
 }
 
 /// What one module's host handle can reach.
@@ -281,6 +326,29 @@ impl HostApi for Services {
                 .await
                 .map(drop)
         })
+    }
+
+    fn timer_after(&self, name: RString, millis: u64, payload: RString) -> RResult<(), HostError> {
+        self.set_timer(Timer::new(name, millis, payload, false))
+    }
+
+    fn timer_every(&self, name: RString, millis: u64, payload: RString) -> RResult<(), HostError> {
+        self.set_timer(Timer::new(name, millis, payload, true))
+    }
+
+    fn timer_cancel(&self, name: RString) -> bool {
+        self.outlet.cancel_timer(&self.module, &name)
+    }
+}
+
+impl Services {
+    fn set_timer(&self, timer: Result<Timer, HostError>) -> RResult<(), HostError> {
+        let set = timer.and_then(|timer| {
+            self.outlet
+                .set_timer(&self.module, timer)
+                .map_err(|reason| HostError::Refused(reason.into()))
+        });
+        set.into()
     }
 }
 

@@ -133,6 +133,8 @@ pub struct Limits {
     pub handshake_timeout_s: u64,
     /// Milliseconds a module call may take before it is answered with 500.
     pub call_timeout_ms: u64,
+    /// Timers one module may have armed at once.
+    pub timers_per_module: usize,
 }
 
 impl Default for Limits {
@@ -144,6 +146,7 @@ impl Default for Limits {
             outbound_bytes: 1 << 20,
             handshake_timeout_s: 10,
             call_timeout_ms: 5000,
+            timers_per_module: 1000,
         }
     }
 }
@@ -546,6 +549,7 @@ impl Config {
         positive("limits.outbound_bytes", wide(limits.outbound_bytes))?;
         positive("limits.handshake_timeout_s", limits.handshake_timeout_s)?;
         positive("limits.call_timeout_ms", limits.call_timeout_ms)?;
+        positive("limits.timers_per_module", wide(limits.timers_per_module))?;
         if self.registry.backend == Backend::Redis {
             non_empty("registry.url", &self.registry.url)?;
         }

@@ -32,6 +32,7 @@ mod registry;
 mod server;
 mod shared;
 mod shutdown;
+mod timers;
 
 use std::process::ExitCode;
 

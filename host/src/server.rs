@@ -35,6 +35,7 @@ use crate::{
     registry::{memory::MemoryRegistry, redis::RedisRegistry, Registry},
     shared::Shared,
     shutdown::Shutdown,
+    timers::Timers,
 };
 
 /// How long connections get to run their close sequence when the host stops.
@@ -125,13 +126,19 @@ pub async fn run(config: Config) -> Result<(), String> {
             .and_then(|exe| exe.parent().map(|p| p.to_path_buf()))
             .ok_or("plugins.dir is not set and the executable's directory is unknown")?,
     };
+    let timers = Timers::new(
+        config.limits.timers_per_module,
+        Duration::from_millis(config.limits.call_timeout_ms),
+    );
     let plugins = Arc::new(Plugins::new(
         plugin_dir,
         runtime.join("plugins"),
         registry.clone(),
         delivery.clone(),
         config.clone(),
+        timers.clone(),
     ));
+    timers.attach(&plugins);
     let max_connections = match config.limits.max_connections {
         0 => (open_files as usize).saturating_sub(64).max(16),
         n => n,
@@ -199,6 +206,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         tracing::warn!("some connections did not finish their close sequence in time");
     }
     let hook_timeout = Duration::from_millis(config.limits.call_timeout_ms);
+    // Timers run while clients drain and end just before onShutdown.
+    timers.stop();
     shared.plugins.hook_all(Hook::Shutdown, hook_timeout).await;
     if let Err(error) = shared.registry.leave().await {
         tracing::warn!("registry: could not remove this node's records: {error}");

@@ -14,6 +14,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Weak},
     task::Poll,
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -187,19 +188,87 @@ enum Step {
     End(u16),
 }
 
-/// Runs every connection and task until nothing moves without time passing.
+/// Runs every connection, timer and task until nothing moves without time passing.
 pub(crate) fn run(inner: &Arc<Inner>) {
-    loop {
-        let fds: Vec<String> = inner.state().conns.keys().cloned().collect();
-        let mut moved = false;
-        for fd in &fds {
-            moved |= step(inner, fd);
-        }
-        moved |= run_tasks(inner);
-        if !moved {
-            return;
-        }
+    while run_once(inner) {}
+}
+
+/// One round over every connection, due timer and task; `true` if anything moved.
+pub(crate) fn run_once(inner: &Arc<Inner>) -> bool {
+    let fds: Vec<String> = inner.state().conns.keys().cloned().collect();
+    let mut moved = false;
+    for fd in &fds {
+        moved |= step(inner, fd);
     }
+    moved |= fire_timers(inner);
+    moved |= run_tasks(inner);
+    moved
+}
+
+/// Starts `on_timer` for every timer that is due, as the host's timer tasks do:
+/// on the module's current version, a repeating one re-armed, a tick skipped while
+/// the previous `on_timer` of that name still runs.
+fn fire_timers(inner: &Arc<Inner>) -> bool {
+    let now = inner.now();
+    let due: Vec<(String, String, String)> = {
+        let mut state = inner.state();
+        let mut due = Vec::new();
+        let mut finished = Vec::new();
+        for (key, armed) in state.timers.iter_mut() {
+            if armed.due > now {
+                continue;
+            }
+            let period = Duration::from_millis(armed.timer.millis.max(1));
+            if armed.timer.repeat {
+                while armed.due <= now {
+                    armed.due += period;
+                }
+            } else {
+                finished.push(key.clone());
+            }
+            if !armed.running {
+                armed.running = armed.timer.repeat;
+                due.push((key.0.clone(), key.1.clone(), armed.timer.payload.clone()));
+            }
+        }
+        for key in finished {
+            state.timers.remove(&key);
+        }
+        let next: Vec<Duration> = state.timers.values().map(|armed| armed.due).collect();
+        state.wakeups.extend(next);
+        due
+    };
+    let fired = !due.is_empty();
+    for (module, name, payload) in due {
+        let Some(loaded) = inner.module(&module) else {
+            continue;
+        };
+        let hook = deadline(
+            inner,
+            loaded.module.on_timer(name.as_str().into(), payload.into()),
+        );
+        let weak = Arc::downgrade(inner);
+        let task = async move {
+            let outcome = hook.await;
+            drop(loaded);
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            if let Err(error) = outcome {
+                inner.log(
+                    LogLevel::Error,
+                    &module,
+                    format!("onTimer {name} failed: {error}"),
+                );
+            }
+            let mut state = inner.state();
+            if let Some(armed) = state.timers.get_mut(&(module.clone(), name.clone())) {
+                armed.running = false;
+            }
+        };
+        inner.state().tasks.push(Box::pin(task));
+    }
+    fired
 }
 
 /// Advances one connection as far as it goes; `true` if anything happened.

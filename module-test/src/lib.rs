@@ -72,6 +72,8 @@ pub struct Options {
     pub escape_html: bool,
     /// `limits.call_timeout_ms`: a call or hook that takes longer answers 500.
     pub call_timeout_ms: u64,
+    /// `limits.timers_per_module`: how many timers one module may have armed.
+    pub timers_per_module: usize,
 }
 
 impl Default for Options {
@@ -81,6 +83,7 @@ impl Default for Options {
             ack: true,
             escape_html: true,
             call_timeout_ms: 5000,
+            timers_per_module: 1000,
         }
     }
 }
@@ -128,8 +131,10 @@ struct State {
     tasks: Vec<Task>,
     /// What the host would have logged.
     log: Vec<LogLine>,
-    /// Times something waits for (sleeps, deadlines): `advance` stops at each.
+    /// Times something waits for (sleeps, deadlines, timers): `advance` stops at each.
     wakeups: BTreeSet<Duration>,
+    /// Armed timers by (module, name).
+    timers: BTreeMap<(String, String), outlet::Armed>,
 }
 
 /// The shared inside of a [`TestHost`].
@@ -208,6 +213,7 @@ impl TestHost {
     /// through its export wrapper. Errors are the host's refusal reasons.
     pub fn load<M: Module>(&self, config: Value) -> Result<(), String> {
         let (spec, module) = self.construct::<M>(&config)?;
+        self.start(&spec.name, &module)?;
         self.install(spec, module);
         Ok(())
     }
@@ -222,8 +228,25 @@ impl TestHost {
             .module(&spec.name)
             .ok_or_else(|| format!("module {} is not loaded", spec.name))?;
         boundary::hand_over(&spec.name, &old.module, &module)?;
+        self.start(&spec.name, &module)?;
         self.install(spec, module);
         Ok(())
+    }
+
+    /// Runs a constructed version's `on_start`, as the host does before it serves;
+    /// an error refuses it. It must finish without the clock moving.
+    fn start(&self, name: &str, module: &ModuleBox) -> Result<(), String> {
+        let mut started = outlet::deadline(&self.inner, module.on_start());
+        loop {
+            if let Poll::Ready(outcome) = poll_once(&mut started) {
+                return outcome.map_err(|error| format!("on_start of {name} failed: {error}"));
+            }
+            if !conn::run_once(&self.inner) {
+                return Err(format!(
+                    "on_start of {name} waits for time to pass: the kit runs it with the clock stopped"
+                ));
+            }
+        }
     }
 
     fn construct<M: Module>(&self, config: &Value) -> Result<(ModuleSpec, ModuleBox), String> {

@@ -15,7 +15,7 @@ use mswoole_core::{
     boundary::module_error,
     error::CallError,
     registry::RegistryError,
-    services::{BoxFuture, Outlet},
+    services::{BoxFuture, Outlet, Timer},
 };
 use mswoole_plugin_api::{LogLevel, ModuleError};
 
@@ -83,6 +83,62 @@ impl Outlet for KitOutlet {
             inner.log(level, module, message.into());
         }
     }
+
+    fn set_timer(&self, module: &str, timer: Timer) -> Result<(), String> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Err("the test host is gone".into());
+        };
+        let due = inner
+            .now()
+            .saturating_add(Duration::from_millis(timer.millis));
+        {
+            let mut state = inner.state();
+            let key = (module.to_string(), timer.name.clone());
+            let limit = inner.options.timers_per_module;
+            if !state.timers.contains_key(&key)
+                && state
+                    .timers
+                    .keys()
+                    .filter(|(owner, _)| owner == module)
+                    .count()
+                    >= limit
+            {
+                return Err(format!(
+                    "module {module} has {limit} timers, the limit (limits.timers_per_module)"
+                ));
+            }
+            state.timers.insert(
+                key,
+                Armed {
+                    timer,
+                    due,
+                    running: false,
+                },
+            );
+        }
+        inner.wake_at(due);
+        Ok(())
+    }
+
+    fn cancel_timer(&self, module: &str, name: &str) -> bool {
+        let Some(inner) = self.inner.upgrade() else {
+            return false;
+        };
+        let removed = inner
+            .state()
+            .timers
+            .remove(&(module.to_string(), name.to_string()));
+        removed.is_some()
+    }
+}
+
+/// A module's timer in the kit, on the manual clock.
+pub(crate) struct Armed {
+    pub(crate) timer: Timer,
+    /// When it fires next.
+    pub(crate) due: Duration,
+    /// Its `on_timer` is still running: a tick due now is skipped, as in the host.
+    pub(crate) running: bool,
 }
 
 /// Completes when the kit's clock reaches `due`.

@@ -166,6 +166,18 @@ pub trait Module: Send + Sync + Sized + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// Runs once this version is constructed and has imported its predecessor's
+    /// state, before it serves: re-arm timers here. An error refuses the version.
+    fn on_start(&self) -> BoxFuture<Result<(), ModuleError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// A timer set with [`Host::timer_after`] or [`Host::timer_every`] fired.
+    fn on_timer(&self, name: &str, payload: Value) -> BoxFuture<Result<(), ModuleError>> {
+        let _ = (name, payload);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// State to hand to the next version of this module when it is swapped in.
     fn export_state(&self) -> Result<Option<String>, ModuleError> {
         Ok(None)
@@ -331,6 +343,28 @@ impl Host {
             .remove_close_controller(fd.into(), controller.into())
             .await
             .into()
+    }
+
+    /// Calls [`Module::on_timer`] once, `millis` from now, with `payload`. Timers
+    /// belong to the module by name (setting one again replaces it) and survive a
+    /// hot swap; at most `limits.timers_per_module`. May be called from `new`.
+    pub fn timer_after(&self, name: &str, millis: u64, payload: &Value) -> Result<(), HostError> {
+        self.0
+            .timer_after(name.into(), millis, payload.to_string().into())
+            .into()
+    }
+
+    /// Calls [`Module::on_timer`] every `millis` (at least 10); a tick that falls due
+    /// while the previous `on_timer` of that name still runs is skipped.
+    pub fn timer_every(&self, name: &str, millis: u64, payload: &Value) -> Result<(), HostError> {
+        self.0
+            .timer_every(name.into(), millis, payload.to_string().into())
+            .into()
+    }
+
+    /// Cancels a timer; `true` if there was one by that name.
+    pub fn timer_cancel(&self, name: &str) -> bool {
+        self.0.timer_cancel(name.into())
     }
 
     /// Completes after `millis` milliseconds.

@@ -142,6 +142,19 @@ impl<M: Module> ModuleObj for Exported<M> {
         guard_future(move || Ok(module?.on_shutdown()))
     }
 
+    fn on_start(&self) -> HookFuture {
+        let module = self.module();
+        guard_future(move || Ok(module?.on_start()))
+    }
+
+    fn on_timer(&self, name: RString, payload: RString) -> HookFuture {
+        let module = self.module();
+        guard_future(move || {
+            let payload = serde_json::from_str(&payload).unwrap_or_default();
+            Ok(module?.on_timer(&name, payload))
+        })
+    }
+
     fn export_state(&self) -> RResult<ROption<RString>, ModuleError> {
         guard(|| self.module()?.export_state())
             .map(|state| state.map(RString::from).into())

@@ -221,15 +221,39 @@ pub trait HostApi: Clone + Send + Sync + 'static {
         let _ = (fd, controller);
         missing("remove_close_controller", "1.1")
     }
+
+    /// Calls the module's [`ModuleObj::on_timer`] once, `millis` from now, with
+    /// `payload` (JSON text). Timers belong to the module, by name: setting one
+    /// again replaces it, and after a hot swap the new version receives it. Refused
+    /// past `limits.timers_per_module`. Since 1.1.
+    fn timer_after(&self, name: RString, millis: u64, payload: RString) -> RResult<(), HostError> {
+        let _ = (name, millis, payload);
+        RResult::RErr(missing_error("timer_after", "1.1"))
+    }
+
+    /// Like [`HostApi::timer_after`], every `millis` (at least 10); a tick that falls
+    /// due while the previous `on_timer` of that name still runs is skipped. Since 1.1.
+    fn timer_every(&self, name: RString, millis: u64, payload: RString) -> RResult<(), HostError> {
+        let _ = (name, millis, payload);
+        RResult::RErr(missing_error("timer_every", "1.1"))
+    }
+
+    /// Cancels a timer; `true` if there was one by that name. Since 1.1.
+    fn timer_cancel(&self, name: RString) -> bool {
+        let _ = name;
+        false
+    }
+}
+
+/// The error of a host method added after 1.0, on a host that predates it.
+fn missing_error(method: &str, since: &str) -> HostError {
+    HostError::Refused(format!("this host does not offer {method} (plugin-api {since})").into())
 }
 
 /// What a host method added after 1.0 answers on a host that predates it.
 fn missing<T: Send + 'static>(method: &str, since: &str) -> HostFuture<T> {
     use async_ffi::FutureExt as _;
-    let error = HostError::Refused(
-        format!("this host does not offer {method} (plugin-api {since})").into(),
-    );
-    std::future::ready(RResult::RErr(error)).into_ffi()
+    std::future::ready(RResult::RErr(missing_error(method, since))).into_ffi()
 }
 
 /// The host handle as a module holds it: shared and clonable.
@@ -254,6 +278,21 @@ pub trait ModuleObj: Send + Sync + 'static {
     /// default body, which the host runs for a plugin built before it existed.
     #[sabi(last_prefix_field)]
     fn import_state(&self, state: RString) -> RResult<(), ModuleError>;
+
+    /// Runs once a version is constructed (and has imported its predecessor's
+    /// state), before it serves: where a module re-arms what it needs. An error
+    /// refuses the version. Since 1.1.
+    fn on_start(&self) -> HookFuture {
+        use async_ffi::FutureExt as _;
+        std::future::ready(RResult::ROk(())).into_ffi()
+    }
+
+    /// A timer the module set fired; `payload` is the JSON text it was set with. Since 1.1.
+    fn on_timer(&self, name: RString, payload: RString) -> HookFuture {
+        use async_ffi::FutureExt as _;
+        let _ = (name, payload);
+        std::future::ready(RResult::ROk(())).into_ffi()
+    }
 }
 
 /// A constructed module, boxed for the host.

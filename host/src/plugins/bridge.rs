@@ -73,6 +73,10 @@ pub async fn call(
 pub enum Hook<'a> {
     /// `onClose(controller, info)`.
     Close(&'a str, &'a Value),
+    /// `on_timer(name, payload)`: a timer the module set fired.
+    Timer(&'a str, &'a str),
+    /// `on_start`: a constructed version is about to serve.
+    Start,
     /// `onReload`.
     Reload,
     /// `onShutdown`.
@@ -90,6 +94,8 @@ pub async fn hook(
         Hook::Close(controller, info) => {
             module.on_close(controller.into(), info.to_string().into())
         }
+        Hook::Timer(name, payload) => module.on_timer(name.into(), payload.into()),
+        Hook::Start => module.on_start(),
         Hook::Reload => module.on_reload(),
         Hook::Shutdown => module.on_shutdown(),
     };

@@ -46,6 +46,7 @@ use crate::{
     error::CallError,
     registry::Registry,
     router::{module_name, Route},
+    timers::Timers,
 };
 
 /// The first plugin-api minor version that hands modules their names as declared.
@@ -181,6 +182,8 @@ pub struct Plugins {
     delivery: Arc<Delivery>,
     /// `[modules.*]` tables by module name.
     config: Arc<Config>,
+    /// Modules' timers, for host handles.
+    timers: Arc<Timers>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -203,6 +206,7 @@ impl Plugins {
         registry: Arc<dyn Registry>,
         delivery: Arc<Delivery>,
         config: Arc<Config>,
+        timers: Arc<Timers>,
     ) -> Self {
         loader::clear_copies(&copies);
         Plugins {
@@ -216,6 +220,7 @@ impl Plugins {
             registry,
             delivery,
             config,
+            timers,
         }
     }
 
@@ -318,6 +323,7 @@ impl Plugins {
             registry: self.registry.clone(),
             outlet: Arc::new(HostOutlet {
                 delivery: self.delivery.clone(),
+                timers: self.timers.clone(),
             }),
             module: spec.name.as_str().into(),
         };
@@ -334,6 +340,11 @@ impl Plugins {
             loaded_at: SystemTime::now(),
             api,
         });
+        // on_start before it serves: an error refuses it, and dropping it unloads it.
+        let timeout = Duration::from_millis(self.config.limits.call_timeout_ms);
+        bridge::hook(generation.clone(), Hook::Start, timeout)
+            .await
+            .map_err(|error| format!("on_start of {} failed: {error}", generation.spec.name))?;
         let mut table = HashMap::clone(&self.current.load());
         table.insert(generation.spec.name.clone(), generation.clone());
         self.current.store(Arc::new(table));

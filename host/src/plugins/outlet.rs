@@ -2,21 +2,24 @@
 //!
 //! The host API itself (`mswoole_core::services`) is shared with the module test
 //! kit; this is the host's side of it: frames and closes go through [`Delivery`]
-//! to connections on any node, sleeps are tokio timers, log lines go to the log.
+//! to connections on any node, sleeps are tokio timers, module timers go to
+//! [`Timers`], log lines go to the log.
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use mswoole_core::services::{BoxFuture, Outlet};
+use mswoole_core::services::{BoxFuture, Outlet, Timer};
 use mswoole_plugin_api::LogLevel;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::{delivery::Delivery, registry::RegistryError};
+use crate::{delivery::Delivery, registry::RegistryError, timers::Timers};
 
 /// The host's [`Outlet`].
 pub struct HostOutlet {
     /// Frames to connections on any node.
     pub delivery: Arc<Delivery>,
+    /// Modules' timers.
+    pub timers: Arc<Timers>,
 }
 
 #[async_trait]
@@ -41,5 +44,13 @@ impl Outlet for HostOutlet {
             LogLevel::Info => tracing::info!(module, "{message}"),
             LogLevel::Debug => tracing::debug!(module, "{message}"),
         }
+    }
+
+    fn set_timer(&self, module: &str, timer: Timer) -> Result<(), String> {
+        self.timers.set(module, timer)
+    }
+
+    fn cancel_timer(&self, module: &str, name: &str) -> bool {
+        self.timers.cancel(module, name)
     }
 }
