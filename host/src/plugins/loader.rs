@@ -252,7 +252,10 @@ pub fn load(
         // Formatted now: the errors point into the library, which is unloaded on return.
         let detail = errors.to_string();
         return Err(LoadError {
-            reason: format!("incompatible ABI: {}", tail(&detail, 6)),
+            reason: format!(
+                "incompatible ABI (Expected: the plugin's, Found: this host's): {}",
+                tail(&detail, 6)
+            ),
             detail,
         });
     }
