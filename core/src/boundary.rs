@@ -10,7 +10,11 @@ use mswoole_plugin_api::{
     ModuleError,
 };
 
-use crate::{envelope::Envelope, error::CallError, spec::Target};
+use crate::{
+    envelope::Envelope,
+    error::CallError,
+    spec::{ModuleSpec, Target},
+};
 
 /// The call a routed message becomes.
 pub fn call(fd: &str, target: Target, message: String) -> Call {
@@ -90,5 +94,23 @@ pub fn hand_over(module: &str, old: &ModuleBox, new: &ModuleBox) -> Result<(), S
             .into_result()
             .map_err(|error| format!("state import failed: {}", module_error(error))),
         None => Ok(()),
+    }
+}
+
+/// What a constructed module serves: its `configured_info` when it gives one (it
+/// must keep its name), else what it declared before construction.
+pub fn configured(spec: ModuleSpec, module: &ModuleBox) -> Result<ModuleSpec, String> {
+    match module.configured_info().into_option() {
+        None => Ok(spec),
+        Some(info) => {
+            let configured = ModuleSpec::from_info(&info, spec.names_as_declared)?;
+            if configured.name != spec.name {
+                return Err(format!(
+                    "module {} calls itself {} once configured",
+                    spec.name, configured.name
+                ));
+            }
+            Ok(configured)
+        }
     }
 }

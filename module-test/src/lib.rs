@@ -263,6 +263,7 @@ impl TestHost {
             config.to_string().into(),
         ))
         .map_err(|reason| format!("constructor of {} failed: {reason}", spec.name))?;
+        let spec = boundary::configured(spec, &module)?;
         Ok((spec, module))
     }
 

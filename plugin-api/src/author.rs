@@ -178,6 +178,13 @@ pub trait Module: Send + Sync + Sized + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// What this module serves once constructed, when its config changes what
+    /// [`Module::info`] declares (a controller that is switched off is then not
+    /// routed, and not listed by `mswoole status`). `None` keeps `info()`.
+    fn configured_info(&self) -> Option<ModuleInfo> {
+        None
+    }
+
     /// State to hand to the next version of this module when it is swapped in.
     fn export_state(&self) -> Result<Option<String>, ModuleError> {
         Ok(None)

@@ -155,6 +155,14 @@ impl<M: Module> ModuleObj for Exported<M> {
         })
     }
 
+    fn configured_info(&self) -> ROption<ModuleInfo> {
+        // A panic here keeps what `info()` declared; the host checks the result anyway.
+        guard(|| Ok(self.module()?.configured_info()))
+            .ok()
+            .flatten()
+            .into()
+    }
+
     fn export_state(&self) -> RResult<ROption<RString>, ModuleError> {
         guard(|| self.module()?.export_state())
             .map(|state| state.map(RString::from).into())

@@ -293,6 +293,13 @@ pub trait ModuleObj: Send + Sync + 'static {
         let _ = (name, payload);
         std::future::ready(RResult::ROk(())).into_ffi()
     }
+
+    /// What this constructed module serves, when its config changed what `describe`
+    /// declared (e.g. controllers switched off); `RNone` keeps that. Same module
+    /// name. Since 1.1.
+    fn configured_info(&self) -> ROption<ModuleInfo> {
+        ROption::RNone
+    }
 }
 
 /// A constructed module, boxed for the host.

@@ -348,3 +348,25 @@ async fn a_call_over_call_timeout_ms_is_logged_with_its_module_controller_and_ac
         assert!(line.contains(part), "{part} missing from: {line}");
     }
 }
+
+#[tokio::test]
+async fn a_controller_switched_off_by_config_is_neither_listed_nor_served() {
+    let host = TestHost::start("[modules.Index]\ndebug_actions = false").await;
+    let status = status_json(&host);
+    let index = status["plugins"]
+        .as_array()
+        .and_then(|plugins| plugins.iter().find(|p| p["name"] == "Index"))
+        .unwrap_or_else(|| panic!("Index is not loaded: {status}"));
+    assert!(index["controllers"].get("Debug").is_none(), "{index}");
+    assert!(index["controllers"].get("Index").is_some(), "{index}");
+    let mut client = host.connect_user().await;
+    client
+        .call(&json!({"method": "index.debug.panic"}))
+        .await
+        .assert_is(404, "controllerNotFound");
+    // The suite's default config switches them on: there they are listed.
+    let on = TestHost::start("").await;
+    assert!(status_json(&on)
+        .to_string()
+        .contains(r#""Debug":["panic","sleep"]"#));
+}

@@ -329,6 +329,8 @@ impl Plugins {
         };
         let module = bridge::construct(root, services, &self.config.module_config(&spec.name))
             .map_err(|reason| format!("constructor of {} failed: {reason}", spec.name))?;
+        // What its config switched on or off (e.g. Index's Debug controller).
+        let spec = mswoole_core::boundary::configured(spec, &module)?;
         if let Some(previous) = &previous {
             bridge::hand_over(previous, &module)?;
         }

@@ -9,12 +9,10 @@
 //!   survives a hot swap through `export_state` / `import_state` (the example of
 //!   state handoff: best-effort, calls finishing on the old version after the
 //!   export are not counted).
-//! - `index.debug.*`: `panic` panics and `sleep {ms}` waits, so tests can watch the
-//!   host contain both. The controller exists in debug builds only, and answers there
-//!   only with `[modules.Index] debug_actions = true`. Why a build switch and not only
-//!   the config: a plugin declares its controllers before it sees its config (the host
-//!   lists them in `mswoole status`), so a production (release) build must not declare
-//!   them at all, or status would show debug actions that are switched off.
+//! - `index.debug.*` exists only when `[modules.Index] debug_actions = true`: `panic`
+//!   panics and `sleep {ms}` waits, so tests can watch the host contain both. Off,
+//!   the controller is not served or listed at all (404): the module says so through
+//!   `configured_info`, which the host reads after construction.
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -22,8 +20,8 @@ use std::sync::{
 };
 
 use mswoole_plugin_api::{
-    export_module, serde_json::Value, BoxFuture, Envelope, Host, LogLevel, Module, ModuleError,
-    ModuleInfo, Outcome, Request,
+    export_module, serde_json::Value, BoxFuture, Envelope, Host, Module, ModuleError, ModuleInfo,
+    Outcome, Request,
 };
 
 /// The Index module.
@@ -49,29 +47,26 @@ fn debug_actions(config: &Value) -> Result<bool, String> {
 
 impl Module for Index {
     fn info() -> ModuleInfo {
-        let info = ModuleInfo::new("Index", env!("CARGO_PKG_VERSION"))
+        ModuleInfo::new("Index", env!("CARGO_PKG_VERSION"))
             .controller("Index", &["index", "echo", "stats"])
-            .controller_with_fallback("Fallback", &["hello"]);
-        if cfg!(debug_assertions) {
-            info.controller("Debug", &["panic", "sleep"])
-        } else {
-            info
-        }
+            .controller_with_fallback("Fallback", &["hello"])
+            .controller("Debug", &["panic", "sleep"])
     }
 
     fn new(host: Host, config: Value) -> Result<Self, String> {
-        let debug_actions = debug_actions(&config)?;
-        if debug_actions && !cfg!(debug_assertions) {
-            host.log(
-                LogLevel::Warn,
-                "modules.Index.debug_actions = true has no effect: this is a release build, \
-                 which has no debug actions",
-            );
-        }
         Ok(Index {
-            debug_actions,
+            debug_actions: debug_actions(&config)?,
             host,
             handled: Arc::default(),
+        })
+    }
+
+    fn configured_info(&self) -> Option<ModuleInfo> {
+        // Debug actions off: the controller is neither routed nor listed.
+        (!self.debug_actions).then(|| {
+            ModuleInfo::new("Index", env!("CARGO_PKG_VERSION"))
+                .controller("Index", &["index", "echo", "stats"])
+                .controller_with_fallback("Fallback", &["hello"])
         })
     }
 
@@ -94,10 +89,8 @@ impl Module for Index {
                     Envelope::ok("onMessage", "未知操作由控制器处理")
                         .with_param(&Value::from(other)),
                 )),
-                ("Debug", _) if !debug_actions => Err(ModuleError::refused(
-                    405,
-                    "methodNotFound",
-                    "debug actions are off",
+                ("Debug", _) if !debug_actions => Err(ModuleError::failed(
+                    "a Debug action was routed while debug actions are off",
                 )),
                 ("Debug", "panic") => panic!("index.debug.panic was asked to panic"),
                 ("Debug", "sleep") => {
@@ -188,20 +181,10 @@ mod tests {
     }
 
     #[test]
-    fn only_debug_builds_declare_the_debug_controller() {
-        let declared = Index::info()
-            .controllers
-            .iter()
-            .any(|controller| controller.name.as_str() == "Debug");
-        assert_eq!(declared, cfg!(debug_assertions));
-    }
-
-    #[cfg(debug_assertions)]
-    #[test]
-    fn debug_actions_are_refused_unless_configured() {
+    fn debug_actions_are_not_served_unless_configured() {
         let off = host(json!({}));
         let reply = alice(&off).send(json!({"method": "index.debug.sleep"}));
-        assert_eq!(reply[0]["status"], 405);
+        assert_eq!(reply[0]["status"], 404, "not even listed: {reply:?}");
 
         let on = host(json!({"debug_actions": true}));
         let phone = alice(&on);
