@@ -124,8 +124,8 @@ struct Handler {
     bad_input: Option<u16>,
     /// Frames written since the last flush.
     unflushed: bool,
-    /// `Module.Controller.action` of the call being answered, for the log.
-    calling: String,
+    /// The route of the call being answered, for the log.
+    calling: Option<router::Route>,
     /// Writing found that the connection must end: nothing more is written.
     ending: Option<End>,
 }
@@ -151,7 +151,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         pending: VecDeque::new(),
         bad_input: None,
         unflushed: false,
-        calling: String::new(),
+        calling: None,
         ending: None,
     };
     // A stop that began before this connection was in the table did not reach it.
@@ -306,18 +306,21 @@ impl Handler {
         });
         match resolved {
             Err(error) => {
-                self.calling.clear();
+                self.calling = None;
                 Box::pin(std::future::ready(Err(error)))
             }
             Ok((route, generation, target)) => {
-                self.calling = format!("{}.{}.{}", route.module, route.controller, route.action);
+                self.calling = Some(route);
                 let escape = config.protocol.escape_html;
                 let message = message::prepare(body, self.identity.injection(escape), escape);
                 let timeout = Duration::from_millis(config.limits.call_timeout_ms);
-                let fd = self.identity.fd.clone();
-                Box::pin(
-                    async move { bridge::call(generation, &fd, target, message, timeout).await },
-                )
+                Box::pin(bridge::call(
+                    generation,
+                    &self.identity.fd,
+                    target,
+                    message,
+                    timeout,
+                ))
             }
         }
     }
@@ -329,9 +332,15 @@ impl Handler {
             Ok(None) => return,
             Err(error) => {
                 if error.is_internal() {
-                    let (module, rest) = self.calling.split_once('.').unwrap_or(("", ""));
-                    let (controller, action) = rest.split_once('.').unwrap_or(("", ""));
-                    tracing::error!(fd = %self.identity.fd, module = %module, controller = %controller, action = %action, "call failed: {error}");
+                    let route = self.calling.as_ref();
+                    let name = |part: fn(&router::Route) -> &str| route.map_or("", part);
+                    tracing::error!(
+                        fd = %self.identity.fd,
+                        module = %name(|r| &r.module),
+                        controller = %name(|r| &r.controller),
+                        action = %name(|r| &r.action),
+                        "call failed: {error}"
+                    );
                 }
                 error.envelope()
             }

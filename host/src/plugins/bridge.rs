@@ -44,28 +44,32 @@ pub fn hand_over(old: &Generation, new: &ModuleBox) -> Result<(), String> {
 }
 
 /// Calls an action; the reply is copied into host memory before the generation is released.
-pub async fn call(
+///
+/// The call is built here, before the future, so the future borrows nothing.
+pub fn call(
     generation: Arc<Generation>,
     fd: &str,
     target: Target,
     message: String,
     timeout: Duration,
-) -> Result<Option<Envelope>, CallError> {
+) -> impl Future<Output = Result<Option<Envelope>, CallError>> + Send + 'static {
     let call = boundary::call(fd, target, message);
-    let mut future = AssertUnwindSafe(generation.module().call(call)).catch_unwind();
-    // A call that needs nothing from the host is done on its first poll: no timer for it.
-    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await;
-    let caught = match first {
-        Poll::Ready(caught) => caught,
-        Poll::Pending => match tokio::time::timeout(timeout, future).await {
-            Err(_) => return Err(CallError::Timeout(timeout.as_millis() as u64)),
-            Ok(caught) => caught,
-        },
-    };
-    let Ok(outcome) = caught else {
-        return Err(CallError::Panicked("the module's future panicked".into()));
-    };
-    boundary::outcome(outcome)
+    async move {
+        let mut future = AssertUnwindSafe(generation.module().call(call)).catch_unwind();
+        // A call that needs nothing from the host is done on its first poll: no timer for it.
+        let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await;
+        let caught = match first {
+            Poll::Ready(caught) => caught,
+            Poll::Pending => match tokio::time::timeout(timeout, future).await {
+                Err(_) => return Err(CallError::Timeout(timeout.as_millis() as u64)),
+                Ok(caught) => caught,
+            },
+        };
+        let Ok(outcome) = caught else {
+            return Err(CallError::Panicked("the module's future panicked".into()));
+        };
+        boundary::outcome(outcome)
+    }
 }
 
 /// Which lifecycle hook to run.
