@@ -45,9 +45,10 @@ use crate::{
     token::{Claims, Codec, DEFAULT_KEY},
 };
 
-/// What the host may hold beyond the queues' bound and still pass: tungstenite's write
-/// buffer per silent user (its capacity stays at the largest batch, up to
-/// `outbound_bytes`) and the allocator's slack.
+/// What the host may hold beyond the queues' bound and still pass: the frames in flight
+/// to the connections that read, tungstenite's write buffer of each silent user (128 KiB
+/// and a frame) and the allocator's slack. Measured: 1.9 MiB for 5 rooms, 6.6 MiB for 50
+/// (docs/BENCHMARKS.md).
 pub const SLACK: u64 = 8 * 1024 * 1024;
 /// How often the sampler reads `/proc/<pid>/status`.
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
