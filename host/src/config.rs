@@ -125,9 +125,9 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Most concurrent clients; 0 = open-file limit minus 64, decided at start.
     pub max_connections: usize,
-    /// Frames queued per client before back-pressure.
+    /// Frames others may queue for one client; more are dropped.
     pub outbound_queue: usize,
-    /// Bytes queued per client (and not yet flushed) before it is closed as a slow consumer.
+    /// Bytes others may queue for one client (until flushed); more close it as a slow consumer.
     pub outbound_bytes: usize,
     /// Seconds a client has to complete its HTTP request.
     pub handshake_timeout_s: u64,

@@ -175,6 +175,10 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
                 tracing::debug!(fd = %identity.fd, "cannot arrange a reset: {error}");
             }
         }
+    } else {
+        // Nothing to say, but tungstenite may still owe the client the answer to its own
+        // close frame (a reply written after it arrived fails and ends the loop first).
+        let _ = tokio::time::timeout(CLOSE_GRACE, handler.socket.flush()).await;
     }
     drop(handler);
     let escape = shared.config.protocol.escape_html;

@@ -169,9 +169,9 @@ mod tests {
         bytes
     }
 
-    /// What reading `bytes` (with a 1 KiB limit) ends in: the first error's class, or
-    /// `None` if every frame was accepted.
-    fn outcome(bytes: Vec<u8>) -> Option<ReadFailure> {
+    /// The first error reading `bytes` gives (with a 1 KiB limit), or `None` if every
+    /// frame up to a close frame was accepted.
+    fn first_error(bytes: Vec<u8>) -> Option<WsError> {
         let config = WebSocketConfig::default()
             .max_message_size(Some(1024))
             .max_frame_size(Some(1024));
@@ -181,13 +181,107 @@ mod tests {
             match socket.read() {
                 Ok(Message::Close(_)) => return None,
                 Ok(_) => continue,
-                Err(error) => {
-                    let failure = classify(&error);
-                    // The bytes ran out: every frame before was fine.
-                    return (failure != ReadFailure::Gone).then_some(failure);
-                }
+                Err(error) => return Some(error),
             }
         }
+    }
+
+    /// What reading `bytes` ends in: the first error's class, or `None` if every frame
+    /// was accepted (the bytes running out is the client going away).
+    fn outcome(bytes: Vec<u8>) -> Option<ReadFailure> {
+        first_error(bytes)
+            .map(|error| classify(&error))
+            .filter(|failure| *failure != ReadFailure::Gone)
+    }
+
+    #[test]
+    fn what_tungstenite_reports_for_each_case_of_the_probe() {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+        let text = |first| frame(first, b"{}", true);
+        let mut top_bit = vec![0x81, 0x80 | 127];
+        top_bit.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        top_bit.extend_from_slice(&MASK);
+        let protocol = |error| Some(WsError::Protocol(error));
+        let cases: Vec<(&str, Vec<u8>, Option<WsError>)> = vec![
+            (
+                "unmasked",
+                frame(0x81, b"{}", false),
+                protocol(ProtocolError::UnmaskedFrameFromClient),
+            ),
+            (
+                "RSV1",
+                text(0xC1),
+                protocol(ProtocolError::NonZeroReservedBits),
+            ),
+            // Reserved opcodes fail in the header parser, before the frame is read.
+            (
+                "opcode 0x3",
+                text(0x83),
+                protocol(ProtocolError::InvalidOpcode(3)),
+            ),
+            (
+                "opcode 0xB",
+                text(0x8B),
+                protocol(ProtocolError::InvalidOpcode(11)),
+            ),
+            (
+                "fragmented ping",
+                frame(0x09, b"x", true),
+                protocol(ProtocolError::FragmentedControlFrame),
+            ),
+            (
+                "continuation without a start",
+                text(0x80),
+                protocol(ProtocolError::UnexpectedContinueFrame),
+            ),
+            (
+                "text inside a fragmented message",
+                [frame(0x01, b"{", true), text(0x81)].concat(),
+                protocol(ProtocolError::ExpectedFragment(Data::Text)),
+            ),
+            (
+                "126-byte ping",
+                frame(0x89, &[b'p'; 126], true),
+                protocol(ProtocolError::ControlFrameTooBig),
+            ),
+            (
+                "1-byte close",
+                frame(0x88, &[3], true),
+                protocol(ProtocolError::InvalidCloseSequence),
+            ),
+            // "GET " reads as a first byte 0x47: RSV1 and opcode 7.
+            (
+                "an HTTP request after the upgrade",
+                b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+                protocol(ProtocolError::InvalidOpcode(7)),
+            ),
+            (
+                "half a frame, then the end",
+                text(0x81)[..4].to_vec(),
+                protocol(ProtocolError::ResetWithoutClosingHandshake),
+            ),
+            // A bad close code is no error: tungstenite answers 1002 itself.
+            (
+                "close code 1005",
+                frame(0x88, &1005u16.to_be_bytes(), true),
+                None,
+            ),
+        ];
+        for (name, bytes, expected) in cases {
+            let got = first_error(bytes);
+            assert_eq!(format!("{got:?}"), format!("{expected:?}"), "{name}");
+        }
+        // The top-bit length: a capacity error whose size no 63-bit length can have.
+        match first_error(top_bit) {
+            Some(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+                assert_eq!((size as u64, max_size), (1 << 63, 1024));
+            }
+            other => panic!("top-bit length: {other:?}"),
+        }
+        assert!(matches!(
+            first_error(frame(0x81, b"\xff", true)),
+            Some(WsError::Utf8(_))
+        ));
     }
 
     #[test]

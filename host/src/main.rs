@@ -40,6 +40,15 @@ use mswoole_core::{envelope, error, identity, message, router};
 
 use clap::Parser;
 
+/// The host's allocator is jemalloc with background purging: after a burst of slow
+/// consumers it gives their memory back to the OS within seconds, where glibc's malloc
+/// kept up to 300 MB resident and mimalloc all of it (docs/BENCHMARKS.md, "Slow consumers
+/// and memory"). Only the host's own allocations use it: a plugin keeps its own allocator
+/// (README, "Rules"), and what crosses the ABI is freed by the side that allocated it
+/// (abi_stable's types carry their destructor).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let outcome = cli::load_config(&cli).and_then(|config| {

@@ -250,26 +250,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bytes_taken_count_until_flushed_and_going_past_the_limit_is_a_slow_consumer() {
+    async fn bytes_taken_count_until_flushed() {
         let (outbound, inbox) = queue(100, 1000);
         assert_eq!(outbound.offer(text(400)), Offer::Queued);
         assert_eq!(outbound.offer(text(400)), Offer::Queued);
         assert!(matches!(inbox.take().await, Mail::Frames(frames) if frames.len() == 2));
-        // Taken but not flushed: 800 bytes still count.
-        assert_eq!(outbound.offer(text(200)), Offer::Queued);
+        // Taken, not flushed: the 800 bytes still count, so 201 more are too many.
+        assert_eq!(
+            outbound.offer(text(201)),
+            Offer::SlowConsumer { dropped: 0 }
+        );
+        let (outbound, inbox) = queue(100, 1000);
+        outbound.offer(text(400));
+        outbound.offer(text(400));
+        assert!(matches!(inbox.take().await, Mail::Frames(frames) if frames.len() == 2));
         inbox.flushed();
-        // Flushed: only the 200 queued count.
-        assert_eq!(outbound.offer(text(800)), Offer::Queued);
+        // Flushed: nothing counts any more.
+        assert_eq!(outbound.offer(text(1000)), Offer::Queued);
+    }
+
+    #[tokio::test]
+    async fn going_past_the_bytes_drops_the_queue_and_asks_for_a_slow_consumer_close() {
+        let (outbound, inbox) = queue(100, 1000);
+        assert_eq!(outbound.offer(text(600)), Offer::Queued);
+        assert_eq!(outbound.offer(text(400)), Offer::Queued);
         // 1000 held: one more byte is too many.
         assert_eq!(outbound.offer(text(1)), Offer::SlowConsumer { dropped: 2 });
+        {
+            let held = inbox.0.held();
+            assert!(
+                held.frames.is_empty(),
+                "a slow consumer's frames are dropped at once"
+            );
+            assert_eq!(held.queued_bytes, 0);
+        }
         assert_eq!(inbox.take().await, Mail::Close(CloseRequest::SlowConsumer));
         assert_eq!(outbound.offer(text(1)), Offer::Closing);
-        let queued = inbox.0.held();
-        assert!(
-            queued.frames.is_empty(),
-            "a slow consumer's frames are dropped at once"
-        );
-        assert_eq!(queued.queued_bytes, 0);
     }
 
     #[tokio::test]

@@ -4,9 +4,12 @@
 //! then reads nothing, while the room's big screen keeps broadcasting 60 KB frames to
 //! the room's users (a reading phone says 60 KB, the screen approves it with
 //! `live.wall.check`, and every user of the room gets `userSayBroadcast`; nothing is
-//! stored, so the registry does not grow with the rounds). It runs until the host has
-//! closed every silent user, sampling the host's resident memory from `/proc` every
-//! few milliseconds, then watches it for `--settle` seconds more.
+//! stored, so the registry does not grow with the rounds). First `--warmup` rounds run
+//! with every user reading, so that the baseline is the host's steady state under this
+//! traffic (buffers of the connections that read, the allocator's working set); then
+//! the silent users stop reading, and the rounds go on until the host has closed them
+//! all, sampling the host's resident memory from `/proc` every few milliseconds; then
+//! the host is watched for `--settle` seconds more.
 //!
 //! Reported: the host's RSS before the broadcasts (baseline), its peak, the growth
 //! against the bound `R × limits.outbound_bytes`, its RSS after the users are gone, and
@@ -15,7 +18,9 @@
 //! a problem (exit 2). Nothing here is a timed test; it starts its own host.
 
 use std::{
+    cell::Cell,
     path::PathBuf,
+    rc::Rc,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -40,9 +45,10 @@ use crate::{
     token::{Claims, Codec, DEFAULT_KEY},
 };
 
-/// What the host may hold beyond the queues' bound and still pass: tungstenite's write
-/// buffer per silent user (its capacity stays at the largest batch, up to
-/// `outbound_bytes`) and the allocator's slack.
+/// What the host may hold beyond the queues' bound and still pass: the frames in flight
+/// to the connections that read, tungstenite's write buffer of each silent user (128 KiB
+/// and a frame) and the allocator's slack. Measured: 1.9 MiB for 5 rooms, 6.6 MiB for 50
+/// (docs/BENCHMARKS.md).
 pub const SLACK: u64 = 8 * 1024 * 1024;
 /// How often the sampler reads `/proc/<pid>/status`.
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
@@ -73,6 +79,9 @@ pub struct SlowArgs {
     /// Broadcasts per room before giving up on the silent users being closed.
     #[arg(long, default_value_t = 3000)]
     pub max_rounds: usize,
+    /// Rounds with every user reading, before the baseline is taken.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
     /// Seconds to watch the host's memory after the silent users are gone.
     #[arg(long, default_value_t = 20.0, value_parser = parse_seconds)]
     pub settle: f64,
@@ -301,24 +310,35 @@ struct Room {
     wall: Ws,
 }
 
+/// Reads a user's frames until `stop` is set, then hands the connection back.
+async fn read_until(mut ws: Ws, stop: Rc<Cell<bool>>) -> Result<Ws, String> {
+    while !stop.get() {
+        match tokio::time::timeout(Duration::from_millis(20), ws.next()).await {
+            Err(_) | Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(error))) => return Err(format!("a user failed while reading: {error}")),
+            Ok(None) => return Err("a user was closed while it was reading".into()),
+        }
+    }
+    Ok(ws)
+}
+
 /// One broadcast in a room: the speaker says, the screen approves.
-async fn broadcast(room: &mut Room, say: &str) -> Result<(), String> {
+async fn broadcast(speaker: &mut Ws, wall: &mut Ws, say: &str) -> Result<(), String> {
     let message = json!({"method": "live.user.say", "say": say}).to_string();
-    room.speaker
+    speaker
         .send(Message::text(message))
         .await
         .map_err(|e| format!("say: {e}"))?;
-    let said = wait_event(&mut room.speaker, "userSaySuccess").await?;
+    let said = wait_event(speaker, "userSaySuccess").await?;
     let id = serde_json::from_str::<Value>(&said)
         .ok()
         .and_then(|envelope| envelope.get("param").cloned())
         .ok_or("userSaySuccess without a message id")?;
     let check = json!({"method": "live.wall.check", "id": id, "status": 1}).to_string();
-    room.wall
-        .send(Message::text(check))
+    wall.send(Message::text(check))
         .await
         .map_err(|e| format!("check: {e}"))?;
-    wait_event(&mut room.wall, "wallCheckSuccess").await?;
+    wait_event(wall, "wallCheckSuccess").await?;
     Ok(())
 }
 
@@ -398,10 +418,45 @@ async fn measure(args: &SlowArgs, host: &Server) -> Result<SlowResult, String> {
         });
     }
     let readers = (2 * args.rooms) as u64;
+    let say = "x".repeat(args.frame_bytes);
+    // Warm-up: the silent users read too, for now.
+    let stop = Rc::new(Cell::new(false));
+    let mut reading = Vec::with_capacity(rooms.len());
+    let mut others = Vec::with_capacity(rooms.len());
+    for room in rooms {
+        reading.push(tokio::task::spawn_local(read_until(
+            room.silent,
+            stop.clone(),
+        )));
+        others.push((room.speaker, room.wall));
+    }
+    for round in 0..args.warmup {
+        let results = join_all(
+            others
+                .iter_mut()
+                .map(|(speaker, wall)| broadcast(speaker, wall, &say)),
+        )
+        .await;
+        if let Some(error) = results.into_iter().find_map(Result::err) {
+            return Err(format!("warm-up round {round}: {error}"));
+        }
+    }
+    stop.set(true);
+    let mut partial = Vec::with_capacity(others.len());
+    for (handle, (speaker, wall)) in reading.into_iter().zip(others) {
+        let silent = handle
+            .await
+            .map_err(|e| format!("a reading task failed: {e}"))??;
+        partial.push(Room {
+            silent,
+            speaker,
+            wall,
+        });
+    }
+    let mut rooms = partial;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let baseline = procfs::rss_bytes(host.pid)?;
     let sampler = Sampler::start(host.pid);
-    let say = "x".repeat(args.frame_bytes);
     let started = Instant::now();
     let mut rounds = 0;
     let mut problem = None;
@@ -415,7 +470,12 @@ async fn measure(args: &SlowArgs, host: &Server) -> Result<SlowResult, String> {
             ));
             break;
         }
-        let results = join_all(rooms.iter_mut().map(|room| broadcast(room, &say))).await;
+        let results = join_all(
+            rooms
+                .iter_mut()
+                .map(|room| broadcast(&mut room.speaker, &mut room.wall, &say)),
+        )
+        .await;
         if let Some(error) = results.into_iter().find_map(Result::err) {
             return Err(format!("round {rounds}: {error}"));
         }
