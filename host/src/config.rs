@@ -237,6 +237,60 @@ impl Default for Log {
     }
 }
 
+/// `[databases.<name>]`: one SQL database modules reach through the host (DESIGN §10).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// `mysql://USER:PASS@HOST:PORT/DB`, `postgres://…`, `sqlite://REL` (relative to the config
+    /// file's directory) or `sqlite:///ABS`; empty while not given (only `default` has a default).
+    pub url: String,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// Milliseconds one call (pool wait included) may take before it fails with `Timeout`.
+    pub timeout_ms: u64,
+    /// A table prefix modules may read; the host applies it nowhere.
+    pub prefix: String,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            url: String::new(),
+            max_connections: 10,
+            timeout_ms: 3000,
+            prefix: String::new(),
+        }
+    }
+}
+
+/// Written by hand so that a `{:?}` of the config never shows a password.
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &crate::databases::redact(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// Every configured database by name: what `Databases::open` takes.
+pub type DatabasesConfig = BTreeMap<String, Database>;
+
+/// The database every deployment has, unless the config defines it itself.
+pub const DEFAULT_DATABASE: &str = "default";
+
+/// Environment variables `MSWOOLE_DATABASES_<UPPERCASED NAME>_URL` override or define a database's URL.
+const DATABASE_ENV_PREFIX: &str = "MSWOOLE_DATABASES_";
+/// See [`DATABASE_ENV_PREFIX`].
+const DATABASE_ENV_SUFFIX: &str = "_URL";
+
+/// Characters allowed in a database name (it must be spelled in an environment variable name).
+fn database_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
 /// The file as written, before paths are resolved and values checked.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -251,6 +305,7 @@ struct File {
     plugins: Plugins,
     runtime: Runtime,
     log: Log,
+    databases: DatabasesConfig,
     modules: BTreeMap<String, toml::Table>,
 }
 
@@ -277,6 +332,10 @@ pub struct Config {
     pub runtime: Runtime,
     /// Log filter.
     pub log: Log,
+    /// SQL databases by name, `default` always among them, environment overrides applied.
+    pub databases: DatabasesConfig,
+    /// The directory relative paths resolve against (the config file's).
+    pub dir: PathBuf,
     /// `[modules.<Name>]` tables handed to each module.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -292,6 +351,13 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The process environment, read once per config load.
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
 
 /// Characters allowed in a node id (they end up in fd ids and Redis keys).
 fn node_id_char(c: char) -> bool {
@@ -436,24 +502,54 @@ impl Config {
 
     /// The embedded defaults, relative paths resolved against `base`.
     pub fn defaults(base: &Path) -> Config {
-        Self::resolve(File::default(), base)
+        Self::resolve(File::default(), base, &process_env())
     }
 
     /// Parse, resolve, validate; errors without the file name.
     fn build(text: &str, base: &Path) -> Result<Config, String> {
+        Self::build_with_env(text, base, &process_env())
+    }
+
+    /// [`Config::build`] with the environment given, so tests need not change the process's.
+    fn build_with_env(text: &str, base: &Path, env: &[(String, String)]) -> Result<Config, String> {
         let file: File = serde_path_to_error::deserialize(toml::Deserializer::new(text))
             .map_err(|e| describe(text, &e))?;
-        let config = Self::resolve(file, base);
+        let config = Self::resolve(file, base, env);
         config.validate()?;
         Ok(config)
     }
 
-    /// Makes relative paths absolute against `base`.
-    fn resolve(file: File, base: &Path) -> Config {
+    /// Makes relative paths absolute against `base`, adds the default database and applies the
+    /// `MSWOOLE_DATABASES_<NAME>_URL` variables found in `env`.
+    fn resolve(file: File, base: &Path, env: &[(String, String)]) -> Config {
         let mut plugins = file.plugins;
         plugins.dir = plugins.dir.map(|d| base.join(d));
         let mut runtime = file.runtime;
         runtime.dir = base.join(&runtime.dir);
+        let mut databases = file.databases;
+        for (key, value) in env {
+            let Some(name) = key
+                .strip_prefix(DATABASE_ENV_PREFIX)
+                .and_then(|rest| rest.strip_suffix(DATABASE_ENV_SUFFIX))
+                .filter(|name| !name.is_empty())
+            else {
+                continue;
+            };
+            // The variable names the database upper-cased: override the one it names, else define it.
+            let existing = databases
+                .keys()
+                .find(|known| known.to_ascii_uppercase() == name)
+                .cloned();
+            let entry = databases
+                .entry(existing.unwrap_or_else(|| name.to_ascii_lowercase()))
+                .or_default();
+            entry.url = value.clone();
+        }
+        let default = databases.entry(DEFAULT_DATABASE.into()).or_default();
+        if default.url.is_empty() {
+            // sqlite:///ABS when runtime.dir is absolute, which it is after the join above when base is.
+            default.url = format!("sqlite://{}", runtime.dir.join("mswoole.sqlite3").display());
+        }
         Config {
             outside: file.outside,
             manager: file.manager,
@@ -465,6 +561,8 @@ impl Config {
             plugins,
             runtime,
             log: file.log,
+            databases,
+            dir: base.to_path_buf(),
             modules: file.modules,
         }
     }
@@ -510,6 +608,7 @@ impl Config {
             non_empty("plugins.dir", &dir.to_string_lossy())?;
         }
         non_empty("log.level", &self.log.level)?;
+        self.validate_databases()?;
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
         for name in self.modules.keys() {
             if let Some(other) = seen.insert(name.to_ascii_lowercase(), name) {
@@ -517,6 +616,37 @@ impl Config {
                     "modules.{name}: defined twice (module names ignore case; see modules.{other})"
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// `[databases.<name>]`: names usable in an environment variable, a URL the host can open.
+    fn validate_databases(&self) -> Result<(), String> {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for (name, db) in &self.databases {
+            if !name.chars().all(database_name_char) {
+                return Err(format!(
+                    "databases.{name}: a database name uses only letters, digits and _"
+                ));
+            }
+            if let Some(other) = seen.insert(name.to_ascii_uppercase(), name) {
+                return Err(format!(
+                    "databases.{name}: defined twice (names ignore case in {DATABASE_ENV_PREFIX}<NAME>{DATABASE_ENV_SUFFIX}; see databases.{other})"
+                ));
+            }
+            if db.url.trim().is_empty() {
+                return Err(format!(
+                    "databases.{name}.url is required (or set {DATABASE_ENV_PREFIX}{}{DATABASE_ENV_SUFFIX})",
+                    name.to_ascii_uppercase()
+                ));
+            }
+            crate::databases::check_url(&db.url, &self.dir)
+                .map_err(|e| format!("databases.{name}.url: {e}"))?;
+            positive(
+                &format!("databases.{name}.max_connections"),
+                u64::from(db.max_connections),
+            )?;
+            positive(&format!("databases.{name}.timeout_ms"), db.timeout_ms)?;
         }
         Ok(())
     }

@@ -12,6 +12,9 @@ mod cli;
 mod clients;
 mod config;
 mod connection;
+// The plugin host API (plugins/host_api.rs) is what calls query/execute/transaction.
+#[allow(dead_code)]
+mod databases;
 mod delivery;
 mod envelope;
 mod error;
