@@ -830,6 +830,144 @@ mod tests {
         assert_eq!(format!("{c:?}"), format!("{:?}", Config::defaults(&base())));
     }
 
+    fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::build_with_env(text, &base(), &env)
+    }
+
+    #[test]
+    fn databases_default_and_named() {
+        let default_url = format!(
+            "sqlite://{}",
+            base().join("runtime/mswoole.sqlite3").display()
+        );
+        let c = parse_env("", &[]).expect("defaults");
+        assert_eq!(c.databases.len(), 1);
+        let db = &c.databases["default"];
+        assert_eq!(db.url, default_url);
+        assert_eq!(
+            (db.max_connections, db.timeout_ms, db.prefix.as_str()),
+            (10, 3000, "")
+        );
+        assert_eq!(c.dir, base());
+        // Naming other databases keeps `default`; unset keys keep their defaults.
+        let c = parse_env(
+            "[runtime]\ndir = \"/var/ms\"\n[databases.main]\nurl = \"mysql://app:pw@db:3306/live\"\ntimeout_ms = 500\nprefix = \"kfw_\"\n",
+            &[],
+        )
+        .expect("named");
+        assert_eq!(
+            c.databases["default"].url,
+            "sqlite:///var/ms/mswoole.sqlite3"
+        );
+        let main = &c.databases["main"];
+        assert_eq!(
+            (main.timeout_ms, main.max_connections, main.prefix.as_str()),
+            (500, 10, "kfw_")
+        );
+        // A `default` the file defines is kept as written.
+        let c = parse_env("[databases.default]\nurl = \"postgres://u@h/d\"\n", &[])
+            .expect("own default");
+        assert_eq!(c.databases["default"].url, "postgres://u@h/d");
+        // `{:?}` never shows a password.
+        let shown = format!(
+            "{:?}",
+            parse_env("[databases.x]\nurl = \"mysql://a:hunter2@h/d\"\n", &[]).expect("x")
+        );
+        assert!(
+            !shown.contains("hunter2") && shown.contains("mysql://a:***@h/d"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn database_urls_come_from_the_environment() {
+        let c = parse_env(
+            "[databases.main]\nurl = \"mysql://a:b@h/d\"\n",
+            &[
+                ("MSWOOLE_DATABASES_MAIN_URL", "postgres://env@h/main"),
+                ("MSWOOLE_DATABASES_EXTRA_URL", "sqlite://extra.db"),
+                ("MSWOOLE_DATABASES_DEFAULT_URL", "sqlite:///tmp/d.db"),
+                ("MSWOOLE_DATABASES__URL", "sqlite://ignored.db"),
+                ("OTHER", "x"),
+            ],
+        )
+        .expect("env");
+        assert_eq!(c.databases["main"].url, "postgres://env@h/main");
+        assert_eq!(c.databases["extra"].url, "sqlite://extra.db");
+        assert_eq!(c.databases["default"].url, "sqlite:///tmp/d.db");
+        assert_eq!(c.databases.len(), 3);
+        // A bad URL from the environment is named like one from the file.
+        let e = parse_env("", &[("MSWOOLE_DATABASES_DEFAULT_URL", "sqlite::memory:")])
+            .expect_err("memory");
+        assert!(
+            e.starts_with("databases.default.url: sqlite::memory: is refused"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn database_errors_name_the_key() {
+        let e =
+            parse_env("[databases.main]\nurl = \"mongodb://u:pw@h/d\"\n", &[]).expect_err("scheme");
+        assert!(
+            e.starts_with("databases.main.url: ") && !e.contains("pw@"),
+            "{e}"
+        );
+        let e =
+            parse_env("[databases.main]\nurl = \"sqlite::memory:\"\n", &[]).expect_err("memory");
+        assert!(
+            e.starts_with("databases.main.url: sqlite::memory: is refused"),
+            "{e}"
+        );
+        let e = parse_env("[databases.main]\nprefix = \"x\"\n", &[]).expect_err("no url");
+        assert!(
+            e.starts_with("databases.main.url is required (or set MSWOOLE_DATABASES_MAIN_URL)"),
+            "{e}"
+        );
+        let e = parse_env(
+            "[databases.main]\nurl = \"sqlite://a.db\"\nmax_conections = 3\n",
+            &[],
+        )
+        .expect_err("key");
+        assert!(
+            e.starts_with("databases.main.max_conections: unknown key"),
+            "{e}"
+        );
+        let e = parse_env(
+            "[databases.main]\nurl = \"sqlite://a.db\"\ntimeout_ms = \"fast\"\n",
+            &[],
+        )
+        .expect_err("type");
+        assert!(
+            e.starts_with("databases.main.timeout_ms: invalid type"),
+            "{e}"
+        );
+        let e = parse_env(
+            "[databases.main]\nurl = \"sqlite://a.db\"\nmax_connections = 0\n",
+            &[],
+        )
+        .expect_err("zero");
+        assert_eq!(e, "databases.main.max_connections must be greater than 0");
+        let e = parse_env(
+            "[databases.main]\nurl = \"sqlite://a.db\"\ntimeout_ms = 0\n",
+            &[],
+        )
+        .expect_err("zero");
+        assert_eq!(e, "databases.main.timeout_ms must be greater than 0");
+        let e = parse_env("[databases.my-db]\nurl = \"sqlite://a.db\"\n", &[]).expect_err("name");
+        assert!(
+            e.starts_with("databases.my-db: a database name uses only"),
+            "{e}"
+        );
+        let e = parse_env("[databases.Main]\nurl = \"sqlite://a.db\"\n[databases.main]\nurl = \"sqlite://b.db\"\n", &[])
+            .expect_err("twice");
+        assert!(e.contains("defined twice"), "{e}");
+    }
+
     #[test]
     fn load_prefixes_the_path_and_resolves_against_the_file() {
         let dir = std::env::temp_dir().join(format!("mswoole-config-test-{}", std::process::id()));

@@ -11,6 +11,9 @@
 //! - [`envelope`]: [`Envelope`], a server reply, kept as text and as parsed JSON.
 //! - [`http`]: a raw HTTP/1.1 `GET` for the non-upgrade requests.
 //! - [`redis`]: [`RedisServer`], a private `redis-server` a test can stop and restart.
+//! - [`mariadb`], [`postgres`]: [`MariaDb`] and [`Postgres`], private SQL servers (one shared per
+//!   test binary, a database per test, or a private one to stop and restart); [`reaper`] removes
+//!   them when the test process ends.
 //! - [`token`]: auth tokens: the public DESIGN §3 vectors and `mswoole token`.
 //!
 //! Build everything first with `cargo build --workspace` and the fixture (tests/run.sh
@@ -22,7 +25,10 @@ pub mod envelope;
 pub mod host;
 pub mod http;
 pub mod live;
+pub mod mariadb;
 pub mod paths;
+pub mod postgres;
+pub mod reaper;
 pub mod redis;
 pub mod token;
 
@@ -31,6 +37,8 @@ pub use config::Config;
 pub use envelope::{Envelope, ACK};
 pub use host::{ConsoleOutput, HostBuilder, HostDir, TestHost};
 pub use http::{http_get, HttpResponse};
+pub use mariadb::MariaDb;
+pub use postgres::Postgres;
 pub use redis::RedisServer;
 pub use token::{
     now, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV, VECTOR_LONG_KEY, VECTOR_NOT_JSON,

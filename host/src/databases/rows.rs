@@ -120,7 +120,11 @@ fn postgres_value(row: &PgRow, i: usize, ty: &PgTypeInfo) -> Result<Value, Strin
         700 => float32(get::<_, f32>(row, i)?),
         701 => float(get::<_, f64>(row, i)?),
         1700 => match get::<_, BigDecimal>(row, i) {
-            Ok(d) => decimal(&d),
+            // sqlx drops the display scale (12.50 would read 12.5000): it is the header's 4th word.
+            Ok(d) => match raw_bytes()?.get(6..8) {
+                Some(&[hi, lo]) => decimal(&d.with_scale(i64::from(u16::from_be_bytes([hi, lo])))),
+                _ => decimal(&d),
+            },
             // NaN and the infinities have no BigDecimal; their text is what PostgreSQL prints.
             Err(e) => numeric_special(&raw_bytes()?).ok_or(e)?,
         },
@@ -216,8 +220,16 @@ fn mysql_value(row: &MySqlRow, i: usize, ty: &str) -> Result<Value, String> {
         // The binary protocol sends decimals as their exact text.
         "DECIMAL" | "CHAR" | "VARCHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT"
         | "ENUM" | "SET" | "JSON" => Value::String(get::<_, String>(row, i)?),
-        "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT"
-        | "GEOMETRY" => bytes(&get::<_, Vec<u8>>(row, i)?),
+        // MySQL flags text with a binary collation (utf8mb4_bin, and MariaDB's JSON) as binary,
+        // and sqlx does not expose the character set that would tell them apart: valid UTF-8
+        // is text, anything else base64.
+        "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
+            match String::from_utf8(get::<_, Vec<u8>>(row, i)?) {
+                Ok(text) => Value::String(text),
+                Err(e) => bytes(e.as_bytes()),
+            }
+        }
+        "BIT" | "GEOMETRY" => bytes(&get::<_, Vec<u8>>(row, i)?),
         "DATE" => Value::String(get::<_, NaiveDate>(row, i)?.format(DATE).to_string()),
         "DATETIME" | "TIMESTAMP" => Value::String(
             get::<_, NaiveDateTime>(row, i)?
