@@ -237,7 +237,7 @@ impl Default for Log {
     }
 }
 
-/// `[databases.<name>]`: one SQL database modules reach through the host (DESIGN §10).
+/// `[databases.<name>]`: one SQL database modules reach through the host (docs/DATABASES.md).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Database {

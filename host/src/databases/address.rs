@@ -1,7 +1,7 @@
 //! Database URLs: which dialect, where, and how to print one without its password.
 //!
 //! Why here and not in sqlx: the config must refuse a bad URL at start-up naming the key
-//! (README.md, "Config"), SQLite paths are relative to the config file's directory rather than
+//! (docs/DATABASES.md, "Config"), SQLite paths are relative to the config file's directory rather than
 //! to the working directory, and `sqlite::memory:` is refused because every pooled connection
 //! would get a database of its own. Everything else is checked by sqlx's own URL parsers.
 

@@ -1,6 +1,6 @@
 //! What went wrong with a database call, as a kind a module can act on.
 //!
-//! Why kinds: a module decides what to tell its client by the kind (README.md, "Databases":
+//! Why kinds: a module decides what to tell its client by the kind (docs/DATABASES.md:
 //! `Unreachable` and `Timeout` are "try later", `Constraint` is "you sent a duplicate", the rest
 //! are bugs), so kinds come from SQLSTATEs and driver error numbers, never from message text. The
 //! detail is for the log only; it never holds a password.
@@ -12,7 +12,7 @@ use sqlx::mysql::MySqlDatabaseError;
 
 use super::Dialect;
 
-/// The kinds of failure (DESIGN's `IoError` kinds; `TooLarge` and `BadUrl` serve HTTP too).
+/// The kinds of failure (docs/DATABASES.md, "Error kinds"; `TooLarge` and `BadUrl` serve HTTP too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoKind {
     /// No database of that name is configured.

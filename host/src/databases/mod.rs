@@ -1,7 +1,7 @@
 //! SQL for modules: every configured database's connection pool, and the calls modules make.
 //!
 //! Why in the host: a module is a library that can be swapped at any moment, so it must own no
-//! socket and no pool (README.md, "Databases"). The host keeps one lazy pool per
+//! socket and no pool (docs/DATABASES.md). The host keeps one lazy pool per
 //! `[databases.<name>]`, so a database that is down at start-up stops nothing and is retried on
 //! use; every call is bounded by the database's `timeout_ms`, pool wait included, and never
 //! blocks the async reactor (sqlx is async; its SQLite driver runs on its own worker thread).

@@ -1,11 +1,11 @@
 //! Statement parameters: JSON values checked, then bound the way each driver needs.
 //!
-//! Why: modules pass parameters as JSON (README.md, "Databases"): null, booleans, integers that
+//! Why: modules pass parameters as JSON (docs/DATABASES.md): null, booleans, integers that
 //! fit an i64, floats and strings; arrays and objects have no SQL meaning and are refused.
 //!
 //! How, per dialect: MySQL and SQLite take each value with its own type and convert on the
-//! server. PostgreSQL must infer each parameter's type from the statement (DESIGN: "bound
-//! untyped"). sqlx always binds in PostgreSQL's *binary* format, where the bytes depend on the
+//! server. PostgreSQL must infer each parameter's type from the statement (docs/DATABASES.md,
+//! "PostgreSQL infers parameter types"). sqlx always binds in PostgreSQL's *binary* format, where the bytes depend on the
 //! type, so a value sent as "unspecified" could not be read by the server. So the statement is
 //! first prepared with every parameter type unspecified (sqlx's `prepare_with(sql, &[])`: the
 //! server infers the types and sqlx caches that statement), and each value is then encoded in the

@@ -1,6 +1,6 @@
 //! `?` placeholders: found in a statement and, for PostgreSQL, rewritten to `$1..$n`.
 //!
-//! Why: modules write one SQL text for every dialect (README.md, "Databases"), with `?` for each
+//! Why: modules write one SQL text for every dialect (docs/DATABASES.md), with `?` for each
 //! parameter as MySQL and SQLite do; PostgreSQL numbers its parameters. A `?` only counts outside
 //! string literals, quoted identifiers and comments, so `WHERE note = 'why?'` has no placeholder.
 //! How: one pass over the text that skips what each dialect quotes or comments out.

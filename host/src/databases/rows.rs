@@ -1,6 +1,6 @@
 //! Result rows as JSON objects, the same shape from every dialect.
 //!
-//! Why: a module reads rows without knowing the driver (README.md, "Databases"). Objects are
+//! Why: a module reads rows without knowing the driver (docs/DATABASES.md). Objects are
 //! keyed by column name in column order (a repeated name keeps its first place and its last
 //! value); integers, floats, booleans, strings and null map to JSON as they are; integers beyond
 //! i64 and decimals become text so no digit is lost; bytes become base64; dates `YYYY-MM-DD`;
