@@ -485,7 +485,16 @@ async fn a_slow_statement_times_out_and_the_pool_recovers() {
         (Dialect::Mysql, "SELECT SLEEP(2) AS s"),
         (Dialect::Postgres, "SELECT pg_sleep(2)::text AS s"),
     ] {
-        let dbs = fresh(dialect, "timeout", 300);
+        let url = match dialect {
+            Dialect::Mysql => MariaDb::shared().database("timeout"),
+            _ => Postgres::shared().database("timeout"),
+        };
+        // One connection: the next call must not wait for the abandoned statement.
+        let mut config = one(&url, 300);
+        if let Some(db) = config.get_mut("db") {
+            db.max_connections = 1;
+        }
+        let dbs = Databases::open(&config, Path::new("/")).expect("open");
         let started = Instant::now();
         let e = failure(&dbs, sleep, &[]).await;
         assert_eq!(e.kind, IoKind::Timeout, "{dialect:?}: {e}");
