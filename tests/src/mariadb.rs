@@ -100,6 +100,8 @@ impl MariaDb {
             .arg(format!("--port={}", self.port))
             .args([
                 "--bind-address=127.0.0.1",
+                // No reverse DNS lookup per new client: the first connection would wait on it.
+                "--skip-name-resolve",
                 "--user=root",
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=16M",

@@ -247,37 +247,37 @@ impl Databases {
             Pool::Mysql(pool) => {
                 let mut conn = db.acquire(pool, deadline).await?;
                 let args = params::mysql(&params).map_err(bad)?;
-                let work = async move {
+                let work = async {
                     let found = sqlx::query_with(sql, args)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(|e| db.failure(&e))?;
                     found.iter().map(|r| rows::mysql(r).map_err(bad)).collect()
                 };
-                db.within(deadline, work).await
+                db.settle(timeout_at(deadline, work).await, conn)
             }
             Pool::Postgres(pool) => {
                 let mut conn = db.acquire(pool, deadline).await?;
-                let work = async move {
+                let work = async {
                     let found = postgres_rows(&mut conn, sql, &params, db).await?;
                     found
                         .iter()
                         .map(|r| rows::postgres(r).map_err(bad))
                         .collect()
                 };
-                db.within(deadline, work).await
+                db.settle(timeout_at(deadline, work).await, conn)
             }
             Pool::Sqlite(pool) => {
                 let mut conn = db.acquire(pool, deadline).await?;
                 let args = params::sqlite(&params).map_err(bad)?;
-                let work = async move {
+                let work = async {
                     let found = sqlx::query_with(sql, args)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(|e| db.failure(&e))?;
                     found.iter().map(|r| rows::sqlite(r).map_err(bad)).collect()
                 };
-                db.within(deadline, work).await
+                db.settle(timeout_at(deadline, work).await, conn)
             }
         }
     }
@@ -335,7 +335,7 @@ impl Databases {
                 for (sql, params) in &prepared {
                     args.push((sql.as_str(), params::mysql(params).map_err(bad)?));
                 }
-                let work = async move {
+                let work = async {
                     if atomic {
                         let mut tx = conn.begin().await.map_err(|e| db.failure(&e))?;
                         let out = mysql_steps(&mut tx, args, atomic, db).await?;
@@ -345,11 +345,11 @@ impl Databases {
                         mysql_steps(&mut conn, args, atomic, db).await
                     }
                 };
-                db.within(deadline, work).await
+                db.settle(timeout_at(deadline, work).await, conn)
             }
             Pool::Postgres(pool) => {
                 let mut conn = db.acquire(pool, deadline).await?;
-                let work = async move {
+                let work = async {
                     let mut out = Vec::with_capacity(prepared.len());
                     if atomic {
                         let mut tx = conn.begin().await.map_err(|e| db.failure(&e))?;
@@ -373,7 +373,7 @@ impl Databases {
                     }
                     Ok(out)
                 };
-                db.within(deadline, work).await
+                db.settle(timeout_at(deadline, work).await, conn)
             }
             Pool::Sqlite(pool) => {
                 let mut conn = db.acquire(pool, deadline).await?;
@@ -381,7 +381,7 @@ impl Databases {
                 for (sql, params) in &prepared {
                     args.push((sql.as_str(), params::sqlite(params).map_err(bad)?));
                 }
-                let work = async move {
+                let work = async {
                     if atomic {
                         let mut tx = conn.begin().await.map_err(|e| db.failure(&e))?;
                         let out = sqlite_steps(&mut tx, args, atomic, db).await?;
@@ -391,7 +391,7 @@ impl Databases {
                         sqlite_steps(&mut conn, args, atomic, db).await
                     }
                 };
-                db.within(deadline, work).await
+                db.settle(timeout_at(deadline, work).await, conn)
             }
         }
     }
@@ -456,24 +456,26 @@ impl Db {
             Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => Err(IoFailure::new(
                 IoKind::Timeout,
                 format!(
-                    "all {} connections stayed busy for {} ms",
-                    self.max_connections,
-                    self.timeout.as_millis()
+                    "no connection within {} ms: all {} in use or still connecting",
+                    self.timeout.as_millis(),
+                    self.max_connections
                 ),
             )),
             Ok(Err(e)) => Err(self.failure(&e)),
         }
     }
 
-    /// `work` if it ends before `deadline`, else `Timeout`. Dropping unfinished work drops its
-    /// connection, which sqlx brings back to a clean state (an open transaction rolls back)
-    /// before reuse, or closes.
-    async fn within<T>(
+    /// The outcome of work bounded by the deadline (`timeout_at`). Work cut short is a `Timeout`,
+    /// and its connection is closed rather than returned to the pool: the statement may still be
+    /// running on the server, and the pool must not wait for it before handing out a slot.
+    fn settle<T, DB: sqlx::Database>(
         &self,
-        deadline: Instant,
-        work: impl std::future::Future<Output = Result<T, IoFailure>>,
+        outcome: Result<Result<T, IoFailure>, tokio::time::error::Elapsed>,
+        conn: PoolConnection<DB>,
     ) -> Result<T, IoFailure> {
-        timeout_at(deadline, work).await.unwrap_or_else(|_| {
+        outcome.unwrap_or_else(|_| {
+            // Detached, the pool frees its slot at once; dropped, its socket closes.
+            drop(conn.detach());
             Err(IoFailure::new(
                 IoKind::Timeout,
                 format!(
