@@ -130,6 +130,8 @@ pub struct Limits {
     pub handshake_timeout_s: u64,
     /// Milliseconds a module call may take before it is answered with 500.
     pub call_timeout_ms: u64,
+    /// Largest answer body a module's HTTP request may receive; a larger one is a `TooLarge` error.
+    pub http_max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -140,6 +142,7 @@ impl Default for Limits {
             outbound_queue: 1024,
             handshake_timeout_s: 10,
             call_timeout_ms: 5000,
+            http_max_response_bytes: 1024 * 1024,
         }
     }
 }
@@ -594,6 +597,10 @@ impl Config {
         positive("limits.outbound_queue", wide(limits.outbound_queue))?;
         positive("limits.handshake_timeout_s", limits.handshake_timeout_s)?;
         positive("limits.call_timeout_ms", limits.call_timeout_ms)?;
+        positive(
+            "limits.http_max_response_bytes",
+            wide(limits.http_max_response_bytes),
+        )?;
         if self.registry.backend == Backend::Redis {
             non_empty("registry.url", &self.registry.url)?;
         }
@@ -710,6 +717,7 @@ mod tests {
         assert!(c.protocol.ack && c.protocol.escape_html);
         assert_eq!(c.limits.max_message_bytes, 65536);
         assert_eq!(c.limits.call_timeout_ms, 5000);
+        assert_eq!(c.limits.http_max_response_bytes, 1_048_576);
         assert_eq!(c.registry.backend, Backend::Memory);
         assert_eq!(c.registry.prefix, "mswoole:");
         assert_eq!(c.plugins.dir, None);
@@ -761,6 +769,8 @@ mod tests {
         );
         assert!(err("[heartbeat]\nidle_s = 0\n").starts_with("heartbeat.idle_s"));
         assert!(err("[limits]\ncall_timeout_ms = 0\n").starts_with("limits.call_timeout_ms"));
+        assert!(err("[limits]\nhttp_max_response_bytes = 0\n")
+            .starts_with("limits.http_max_response_bytes"));
         assert!(parse("[limits]\nmax_connections = 0\n").is_ok());
         assert!(err("[auth]\nkey = \"\"\n").starts_with("auth.key"));
         assert!(err("[outside]\nhost = \"\"\n").starts_with("outside.host"));

@@ -27,6 +27,7 @@ use crate::{
     databases::Databases,
     delivery::Delivery,
     handshake::{self, Head, HeadError},
+    http_client::HttpClient,
     identity::{FdIds, Identity},
     manager,
     plugins::{bridge::Hook, watcher, Plugins},
@@ -76,6 +77,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     // A bad URL stops start-up here, naming its key; a server that is down does not (lazy pools).
     let databases = Arc::new(Databases::open(&config.databases, &config.dir)?);
     tokio::spawn(probe_databases(databases.clone()));
+    let http = Arc::new(HttpClient::new(config.limits.http_max_response_bytes)?);
     let outside = bind(&config.outside.host, config.outside.port, "outside").await?;
     let manager_listener = bind(&config.manager.host, config.manager.port, "manager").await?;
     let outside_addr = outside.local_addr().map_err(|e| format!("outside: {e}"))?;
@@ -143,6 +145,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         delivery,
         plugins,
         databases,
+        http,
         ids: FdIds::new(&config.node_id(outside_addr.port())),
         shutdown,
         started: Instant::now(),

@@ -6,7 +6,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
     auth::TokenCodec, clients::Clients, config::Config, databases::Databases, delivery::Delivery,
-    identity::FdIds, plugins::Plugins, registry::Registry, shutdown::Shutdown,
+    http_client::HttpClient, identity::FdIds, plugins::Plugins, registry::Registry,
+    shutdown::Shutdown,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before
@@ -32,6 +33,9 @@ pub struct Shared {
     /// SQL databases modules reach through the host API.
     #[allow(dead_code)] // read by the plugin host API once its SQL methods are wired
     pub databases: Arc<Databases>,
+    /// HTTP requests modules make through the host API.
+    #[allow(dead_code)] // read by the plugin host API once its HTTP method is wired
+    pub http: Arc<HttpClient>,
     /// Hands out fds.
     pub ids: FdIds,
     /// Stop signals.
