@@ -1,10 +1,9 @@
 //! HTTP for modules: one request, bounded in time and in size.
 //!
-//! Why in the host: like databases, a module owns no socket (docs/DATABASES.md explains why for
-//! SQL; the same holds here), so the host makes HTTP requests for it. A module must be able to
-//! rely on three promises: the call ends by its deadline (`Timeout`), an answer larger than
-//! `limits.http_max_response_bytes` is refused (`TooLarge`) rather than cut short, and redirects
-//! are returned, not followed (the module decides whether to go there).
+//! Why in the host: a module owns no socket (docs/HTTP.md), so the host makes HTTP requests for
+//! it. A module can rely on three promises: the call ends by its deadline (`Timeout`), an answer
+//! larger than `limits.http_max_response_bytes` is refused (`TooLarge`) rather than cut short,
+//! and redirects are returned, not followed (the module decides whether to go there).
 //!
 //! How: `reqwest` (hyper underneath, rustls for https) with one shared connection pool; the body is
 //! read chunk by chunk so an oversize answer is dropped as soon as it crosses the limit.
