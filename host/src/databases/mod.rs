@@ -383,7 +383,13 @@ impl Databases {
                 }
                 let work = async {
                     if atomic {
-                        let mut tx = conn.begin().await.map_err(|e| db.failure(&e))?;
+                        // IMMEDIATE takes the write lock up front, waiting up to the busy
+                        // timeout: a deferred transaction that reads and then writes fails at
+                        // once ("database is locked") when another writer got in between.
+                        let mut tx = conn
+                            .begin_with("BEGIN IMMEDIATE")
+                            .await
+                            .map_err(|e| db.failure(&e))?;
                         let out = sqlite_steps(&mut tx, args, atomic, db).await?;
                         tx.commit().await.map_err(|e| db.failure(&e))?;
                         Ok(out)

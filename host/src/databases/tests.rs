@@ -655,3 +655,34 @@ fn insert_detection_skips_comments() {
     assert!(!starts_with_insert("UPDATE t SET a = 1"));
     assert!(!starts_with_insert("inserted"));
 }
+
+#[tokio::test]
+async fn concurrent_transactions_all_commit() {
+    for dialect in ALL {
+        let dbs = fresh(dialect, "concurrent", 10_000);
+        exec(&dbs, "CREATE TABLE t (id INTEGER, seen INTEGER)", &[]).await;
+        // Each reads, then writes: on SQLite two such transactions started together could only
+        // both finish if the write lock is taken up front.
+        let calls = (0..16).map(|i| {
+            let dbs = &dbs;
+            async move {
+                dbs.transaction(
+                    "db",
+                    &[
+                        ("SELECT COUNT(*) FROM t".into(), vec![]),
+                        (
+                            "INSERT INTO t VALUES (?, (SELECT COUNT(*) FROM t AS c))".into(),
+                            vec![json!(i)],
+                        ),
+                    ],
+                )
+                .await
+            }
+        });
+        for outcome in futures_util::future::join_all(calls).await {
+            outcome.unwrap_or_else(|e| panic!("{dialect:?}: {e}"));
+        }
+        let all = rows(&dbs, "SELECT COUNT(*) AS n FROM t", &[]).await;
+        assert_eq!(all[0]["n"], json!(16), "{dialect:?}");
+    }
+}
