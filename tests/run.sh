@@ -24,6 +24,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The database layer's tests start a private MariaDB and a private PostgreSQL the
+# same way (tests/src/mariadb.rs, tests/src/postgres.rs); install Debian's packages
+# when their programs are missing. PostgreSQL's are under /usr/lib/postgresql/*/bin.
+need=()
+command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "tests/run.sh: installing Debian's ${need[*]} for the database tests" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
 # The end-to-end tests start target/debug/mswoole with the built plugin libraries.
 cargo build --workspace
 # A plugin built against an incompatible plugin-api: its own workspace and target

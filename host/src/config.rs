@@ -135,6 +135,8 @@ pub struct Limits {
     pub call_timeout_ms: u64,
     /// Timers one module may have armed at once.
     pub timers_per_module: usize,
+    /// Largest answer body a module's HTTP request may receive; a larger one is a `TooLarge` error.
+    pub http_max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -147,6 +149,7 @@ impl Default for Limits {
             handshake_timeout_s: 10,
             call_timeout_ms: 5000,
             timers_per_module: 1000,
+            http_max_response_bytes: 1024 * 1024,
         }
     }
 }
@@ -289,6 +292,60 @@ fn log_level(level: &str) -> Result<(), String> {
         .map_err(|e| format!("log.level {level:?} is not a valid filter: {e}"))
 }
 
+/// `[databases.<name>]`: one SQL database modules reach through the host (docs/DATABASES.md).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// `mysql://USER:PASS@HOST:PORT/DB`, `postgres://…`, `sqlite://REL` (relative to the config
+    /// file's directory) or `sqlite:///ABS`; empty while not given (only `default` has a default).
+    pub url: String,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// Milliseconds one call (pool wait included) may take before it fails with `Timeout`.
+    pub timeout_ms: u64,
+    /// A table prefix modules may read; the host applies it nowhere.
+    pub prefix: String,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            url: String::new(),
+            max_connections: 10,
+            timeout_ms: 3000,
+            prefix: String::new(),
+        }
+    }
+}
+
+/// Written by hand so that a `{:?}` of the config never shows a password.
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &crate::databases::redact(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// Every configured database by name: what `Databases::open` takes.
+pub type DatabasesConfig = BTreeMap<String, Database>;
+
+/// The database every deployment has, unless the config defines it itself.
+pub const DEFAULT_DATABASE: &str = "default";
+
+/// Environment variables `MSWOOLE_DATABASES_<UPPERCASED NAME>_URL` override or define a database's URL.
+const DATABASE_ENV_PREFIX: &str = "MSWOOLE_DATABASES_";
+/// See [`DATABASE_ENV_PREFIX`].
+const DATABASE_ENV_SUFFIX: &str = "_URL";
+
+/// Characters allowed in a database name (it must be spelled in an environment variable name).
+fn database_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
 /// The file as written, before paths are resolved and values checked.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -303,6 +360,7 @@ struct File {
     plugins: Plugins,
     runtime: Runtime,
     log: Log,
+    databases: DatabasesConfig,
     modules: BTreeMap<String, toml::Table>,
 }
 
@@ -329,6 +387,10 @@ pub struct Config {
     pub runtime: Runtime,
     /// Log filter.
     pub log: Log,
+    /// SQL databases by name, `default` always among them, environment overrides applied.
+    pub databases: DatabasesConfig,
+    /// The directory relative paths resolve against (the config file's).
+    pub dir: PathBuf,
     /// `[modules.<Name>]` tables handed to each module.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -344,6 +406,13 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The process environment, read once per config load.
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
 
 /// Characters allowed in a node id (they end up in fd ids and Redis keys).
 fn node_id_char(c: char) -> bool {
@@ -488,24 +557,54 @@ impl Config {
 
     /// The embedded defaults, relative paths resolved against `base`.
     pub fn defaults(base: &Path) -> Config {
-        Self::resolve(File::default(), base)
+        Self::resolve(File::default(), base, &process_env())
     }
 
     /// Parse, resolve, validate; errors without the file name.
     fn build(text: &str, base: &Path) -> Result<Config, String> {
+        Self::build_with_env(text, base, &process_env())
+    }
+
+    /// [`Config::build`] with the environment given, so tests need not change the process's.
+    fn build_with_env(text: &str, base: &Path, env: &[(String, String)]) -> Result<Config, String> {
         let file: File = serde_path_to_error::deserialize(toml::Deserializer::new(text))
             .map_err(|e| describe(text, &e))?;
-        let config = Self::resolve(file, base);
+        let config = Self::resolve(file, base, env);
         config.validate()?;
         Ok(config)
     }
 
-    /// Makes relative paths absolute against `base`.
-    fn resolve(file: File, base: &Path) -> Config {
+    /// Makes relative paths absolute against `base`, adds the default database and applies the
+    /// `MSWOOLE_DATABASES_<NAME>_URL` variables found in `env`.
+    fn resolve(file: File, base: &Path, env: &[(String, String)]) -> Config {
         let mut plugins = file.plugins;
         plugins.dir = plugins.dir.map(|d| base.join(d));
         let mut runtime = file.runtime;
         runtime.dir = base.join(&runtime.dir);
+        let mut databases = file.databases;
+        for (key, value) in env {
+            let Some(name) = key
+                .strip_prefix(DATABASE_ENV_PREFIX)
+                .and_then(|rest| rest.strip_suffix(DATABASE_ENV_SUFFIX))
+                .filter(|name| !name.is_empty())
+            else {
+                continue;
+            };
+            // The variable names the database upper-cased: override the one it names, else define it.
+            let existing = databases
+                .keys()
+                .find(|known| known.to_ascii_uppercase() == name)
+                .cloned();
+            let entry = databases
+                .entry(existing.unwrap_or_else(|| name.to_ascii_lowercase()))
+                .or_default();
+            entry.url = value.clone();
+        }
+        let default = databases.entry(DEFAULT_DATABASE.into()).or_default();
+        if default.url.is_empty() {
+            // sqlite:///ABS when runtime.dir is absolute, which it is after the join above when base is.
+            default.url = format!("sqlite://{}", runtime.dir.join("mswoole.sqlite3").display());
+        }
         Config {
             outside: file.outside,
             manager: file.manager,
@@ -517,6 +616,8 @@ impl Config {
             plugins,
             runtime,
             log: file.log,
+            databases,
+            dir: base.to_path_buf(),
             modules: file.modules,
         }
     }
@@ -550,6 +651,10 @@ impl Config {
         positive("limits.handshake_timeout_s", limits.handshake_timeout_s)?;
         positive("limits.call_timeout_ms", limits.call_timeout_ms)?;
         positive("limits.timers_per_module", wide(limits.timers_per_module))?;
+        positive(
+            "limits.http_max_response_bytes",
+            wide(limits.http_max_response_bytes),
+        )?;
         if self.registry.backend == Backend::Redis {
             non_empty("registry.url", &self.registry.url)?;
         }
@@ -565,6 +670,7 @@ impl Config {
         }
         log_level(&self.log.level)?;
         positive("log.keep", wide(self.log.keep))?;
+        self.validate_databases()?;
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
         for name in self.modules.keys() {
             if let Some(other) = seen.insert(name.to_ascii_lowercase(), name) {
@@ -572,6 +678,37 @@ impl Config {
                     "modules.{name}: defined twice (module names ignore case; see modules.{other})"
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// `[databases.<name>]`: names usable in an environment variable, a URL the host can open.
+    fn validate_databases(&self) -> Result<(), String> {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for (name, db) in &self.databases {
+            if !name.chars().all(database_name_char) {
+                return Err(format!(
+                    "databases.{name}: a database name uses only letters, digits and _"
+                ));
+            }
+            if let Some(other) = seen.insert(name.to_ascii_uppercase(), name) {
+                return Err(format!(
+                    "databases.{name}: defined twice (names ignore case in {DATABASE_ENV_PREFIX}<NAME>{DATABASE_ENV_SUFFIX}; see databases.{other})"
+                ));
+            }
+            if db.url.trim().is_empty() {
+                return Err(format!(
+                    "databases.{name}.url is required (or set {DATABASE_ENV_PREFIX}{}{DATABASE_ENV_SUFFIX})",
+                    name.to_ascii_uppercase()
+                ));
+            }
+            crate::databases::check_url(&db.url, &self.dir)
+                .map_err(|e| format!("databases.{name}.url: {e}"))?;
+            positive(
+                &format!("databases.{name}.max_connections"),
+                u64::from(db.max_connections),
+            )?;
+            positive(&format!("databases.{name}.timeout_ms"), db.timeout_ms)?;
         }
         Ok(())
     }
@@ -635,6 +772,7 @@ mod tests {
         assert!(c.protocol.ack && c.protocol.escape_html);
         assert_eq!(c.limits.max_message_bytes, 65536);
         assert_eq!(c.limits.call_timeout_ms, 5000);
+        assert_eq!(c.limits.http_max_response_bytes, 1_048_576);
         assert_eq!(c.registry.backend, Backend::Memory);
         assert_eq!(c.registry.prefix, "mswoole:");
         assert_eq!(c.plugins.dir, None);
@@ -688,6 +826,8 @@ mod tests {
         );
         assert!(err("[heartbeat]\nidle_s = 0\n").starts_with("heartbeat.idle_s"));
         assert!(err("[limits]\ncall_timeout_ms = 0\n").starts_with("limits.call_timeout_ms"));
+        assert!(err("[limits]\nhttp_max_response_bytes = 0\n")
+            .starts_with("limits.http_max_response_bytes"));
         assert!(parse("[limits]\nmax_connections = 0\n").is_ok());
         assert!(err("[auth]\nkey = \"\"\n").starts_with("auth.key"));
         assert!(err("[outside]\nhost = \"\"\n").starts_with("outside.host"));
@@ -779,6 +919,144 @@ mod tests {
         assert_eq!(c.module_config("index"), json!({"debug_actions": false}));
         c.modules.clear();
         assert_eq!(format!("{c:?}"), format!("{:?}", Config::defaults(&base())));
+    }
+
+    fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::build_with_env(text, &base(), &env)
+    }
+
+    #[test]
+    fn databases_default_and_named() {
+        let default_url = format!(
+            "sqlite://{}",
+            base().join("runtime/mswoole.sqlite3").display()
+        );
+        let c = parse_env("", &[]).expect("defaults");
+        assert_eq!(c.databases.len(), 1);
+        let db = &c.databases["default"];
+        assert_eq!(db.url, default_url);
+        assert_eq!(
+            (db.max_connections, db.timeout_ms, db.prefix.as_str()),
+            (10, 3000, "")
+        );
+        assert_eq!(c.dir, base());
+        // Naming other databases keeps `default`; unset keys keep their defaults.
+        let c = parse_env(
+            "[runtime]\ndir = \"/var/ms\"\n[databases.main]\nurl = \"mysql://app:pw@db:3306/live\"\ntimeout_ms = 500\nprefix = \"kfw_\"\n",
+            &[],
+        )
+        .expect("named");
+        assert_eq!(
+            c.databases["default"].url,
+            "sqlite:///var/ms/mswoole.sqlite3"
+        );
+        let main = &c.databases["main"];
+        assert_eq!(
+            (main.timeout_ms, main.max_connections, main.prefix.as_str()),
+            (500, 10, "kfw_")
+        );
+        // A `default` the file defines is kept as written.
+        let c = parse_env("[databases.default]\nurl = \"postgres://u@h/d\"\n", &[])
+            .expect("own default");
+        assert_eq!(c.databases["default"].url, "postgres://u@h/d");
+        // `{:?}` never shows a password.
+        let shown = format!(
+            "{:?}",
+            parse_env("[databases.x]\nurl = \"mysql://a:hunter2@h/d\"\n", &[]).expect("x")
+        );
+        assert!(
+            !shown.contains("hunter2") && shown.contains("mysql://a:***@h/d"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn database_urls_come_from_the_environment() {
+        let c = parse_env(
+            "[databases.main]\nurl = \"mysql://a:b@h/d\"\n",
+            &[
+                ("MSWOOLE_DATABASES_MAIN_URL", "postgres://env@h/main"),
+                ("MSWOOLE_DATABASES_EXTRA_URL", "sqlite://extra.db"),
+                ("MSWOOLE_DATABASES_DEFAULT_URL", "sqlite:///tmp/d.db"),
+                ("MSWOOLE_DATABASES__URL", "sqlite://ignored.db"),
+                ("OTHER", "x"),
+            ],
+        )
+        .expect("env");
+        assert_eq!(c.databases["main"].url, "postgres://env@h/main");
+        assert_eq!(c.databases["extra"].url, "sqlite://extra.db");
+        assert_eq!(c.databases["default"].url, "sqlite:///tmp/d.db");
+        assert_eq!(c.databases.len(), 3);
+        // A bad URL from the environment is named like one from the file.
+        let e = parse_env("", &[("MSWOOLE_DATABASES_DEFAULT_URL", "sqlite::memory:")])
+            .expect_err("memory");
+        assert!(
+            e.starts_with("databases.default.url: sqlite::memory: is refused"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn database_errors_name_the_key() {
+        let e =
+            parse_env("[databases.main]\nurl = \"mongodb://u:pw@h/d\"\n", &[]).expect_err("scheme");
+        assert!(
+            e.starts_with("databases.main.url: ") && !e.contains("pw@"),
+            "{e}"
+        );
+        let e =
+            parse_env("[databases.main]\nurl = \"sqlite::memory:\"\n", &[]).expect_err("memory");
+        assert!(
+            e.starts_with("databases.main.url: sqlite::memory: is refused"),
+            "{e}"
+        );
+        let e = parse_env("[databases.main]\nprefix = \"x\"\n", &[]).expect_err("no url");
+        assert!(
+            e.starts_with("databases.main.url is required (or set MSWOOLE_DATABASES_MAIN_URL)"),
+            "{e}"
+        );
+        let e = parse_env(
+            "[databases.main]\nurl = \"sqlite://a.db\"\nmax_conections = 3\n",
+            &[],
+        )
+        .expect_err("key");
+        assert!(
+            e.starts_with("databases.main.max_conections: unknown key"),
+            "{e}"
+        );
+        let e = parse_env(
+            "[databases.main]\nurl = \"sqlite://a.db\"\ntimeout_ms = \"fast\"\n",
+            &[],
+        )
+        .expect_err("type");
+        assert!(
+            e.starts_with("databases.main.timeout_ms: invalid type"),
+            "{e}"
+        );
+        let e = parse_env(
+            "[databases.main]\nurl = \"sqlite://a.db\"\nmax_connections = 0\n",
+            &[],
+        )
+        .expect_err("zero");
+        assert_eq!(e, "databases.main.max_connections must be greater than 0");
+        let e = parse_env(
+            "[databases.main]\nurl = \"sqlite://a.db\"\ntimeout_ms = 0\n",
+            &[],
+        )
+        .expect_err("zero");
+        assert_eq!(e, "databases.main.timeout_ms must be greater than 0");
+        let e = parse_env("[databases.my-db]\nurl = \"sqlite://a.db\"\n", &[]).expect_err("name");
+        assert!(
+            e.starts_with("databases.my-db: a database name uses only"),
+            "{e}"
+        );
+        let e = parse_env("[databases.Main]\nurl = \"sqlite://a.db\"\n[databases.main]\nurl = \"sqlite://b.db\"\n", &[])
+            .expect_err("twice");
+        assert!(e.contains("defined twice"), "{e}");
     }
 
     #[test]

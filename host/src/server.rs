@@ -24,8 +24,10 @@ use crate::{
     clients::Clients,
     config::{Backend, Config},
     connection,
+    databases::Databases,
     delivery::Delivery,
     handshake::{self, Head, HeadError},
+    http_client::HttpClient,
     identity::{FdIds, Identity},
     log_file::{self, LogFile},
     manager,
@@ -83,6 +85,10 @@ pub async fn run(config: Config) -> Result<(), String> {
             "auth.key is the public default key and outside.host is not loopback: anyone can mint tokens"
         );
     }
+    // A bad URL stops start-up here, naming its key; a server that is down does not (lazy pools).
+    let databases = Arc::new(Databases::open(&config.databases, &config.dir)?);
+    tokio::spawn(probe_databases(databases.clone()));
+    let http = Arc::new(HttpClient::new(config.limits.http_max_response_bytes)?);
     let outside = bind(&config.outside.host, config.outside.port, "outside").await?;
     let manager_listener = bind(&config.manager.host, config.manager.port, "manager").await?;
     let outside_addr = outside.local_addr().map_err(|e| format!("outside: {e}"))?;
@@ -155,6 +161,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         clients,
         delivery,
         plugins,
+        databases,
+        http,
         ids: FdIds::new(&config.node_id(outside_addr.port())),
         shutdown,
         started: Instant::now(),
@@ -217,6 +225,21 @@ pub async fn run(config: Config) -> Result<(), String> {
     tracing::info!("stopped");
     files.remove();
     Ok(())
+}
+
+/// Tries each database once at start: one WARN line (password hidden) for each that cannot be
+/// reached. Nothing waits on it; the pools retry on use.
+async fn probe_databases(databases: Arc<Databases>) {
+    for name in databases.names() {
+        let url = databases.shown_url(&name).unwrap_or_default();
+        match databases.probe(&name).await {
+            Ok(()) => tracing::info!(database = %name, url = %url, "database reachable"),
+            Err(failure) => tracing::warn!(
+                database = %name, url = %url,
+                "database unreachable at start, retried on use: {failure}"
+            ),
+        }
+    }
 }
 
 /// SIGTERM and SIGINT stop; SIGHUP reloads; SIGUSR1 reopens the log file (logrotate).

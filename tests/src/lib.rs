@@ -13,6 +13,9 @@
 //! - [`raw`]: [`RawClient`] and [`RawFrame`], a raw-socket WebSocket client that can
 //!   break every rule of RFC 6455 (the conformance suite's frame writer and reader).
 //! - [`redis`]: [`RedisServer`], a private `redis-server` a test can stop and restart.
+//! - [`mariadb`], [`postgres`]: [`MariaDb`] and [`Postgres`], private SQL servers (one shared per
+//!   test binary, a database per test, or a private one to stop and restart); [`reaper`] removes
+//!   them when the test process ends.
 //! - [`nginx`]: [`Nginx`], a private nginx running the shipped `config/nginx.conf`.
 //! - [`notify`]: [`NotifySocket`], a `NOTIFY_SOCKET` to hear what the host tells systemd.
 //! - [`token`]: auth tokens: the public vectors of docs/PROTOCOL.md "Tokens" and `mswoole token`.
@@ -26,10 +29,13 @@ pub mod envelope;
 pub mod host;
 pub mod http;
 pub mod live;
+pub mod mariadb;
 pub mod nginx;
 pub mod notify;
 pub mod paths;
+pub mod postgres;
 pub mod raw;
+pub mod reaper;
 pub mod redis;
 pub mod token;
 
@@ -40,8 +46,10 @@ pub use config::Config;
 pub use envelope::{Envelope, ACK};
 pub use host::{ConsoleOutput, HostBuilder, HostDir, TestHost};
 pub use http::{http_get, http_raw, HttpResponse};
+pub use mariadb::MariaDb;
 pub use nginx::Nginx;
 pub use notify::NotifySocket;
+pub use postgres::Postgres;
 pub use raw::{Incoming, RawClient, RawFrame, ServerFrame};
 pub use redis::RedisServer;
 pub use token::{
