@@ -409,13 +409,14 @@ impl TestHost {
     }
 
     /// Stops as the host does: every open connection is closed with 1001 (its close
-    /// sequence runs), then `onShutdown` runs on every module.
+    /// sequence runs), timers end, then `onShutdown` runs on every module.
     pub fn shutdown(&self) {
         let fds: Vec<String> = self.inner.state().conns.keys().cloned().collect();
         for fd in fds {
             conn::end(&self.inner, &fd, Some(1001));
         }
         self.run();
+        self.inner.state().timers.clear();
         self.hook_all(|module| module.on_shutdown());
     }
 

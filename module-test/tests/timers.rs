@@ -208,3 +208,15 @@ fn a_panicking_on_timer_is_logged_and_the_timer_goes_on() {
         .count();
     assert_eq!(failures, 3);
 }
+
+#[test]
+fn timers_end_at_shutdown() {
+    let (host, conn) = host();
+    conn.send(json!({"method": "clock.index.every", "name": "rep", "ms": 100}));
+    host.advance_ms(200);
+    host.shutdown();
+    host.advance_ms(1000);
+    assert_eq!(ticks(&host, "rep").len(), 2);
+    assert!(!conn.is_open());
+    assert_eq!(conn.close_code(), Some(1001));
+}
