@@ -135,6 +135,15 @@ pub struct Limits {
     pub call_timeout_ms: u64,
     /// Timers one module may have armed at once.
     pub timers_per_module: usize,
+    /// Messages one connection may send per second on average; 0 = no limit.
+    pub messages_per_s: u32,
+    /// Messages one connection may send at once above that rate (the bucket's size).
+    pub messages_burst: u32,
+    /// Seconds a connection may stay over its rate (answered 429) before it is closed
+    /// with 1008; 0 = never closed for it.
+    pub rate_close_after_s: u64,
+    /// Connections one client address may hold at once; 0 = no limit.
+    pub connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -147,6 +156,10 @@ impl Default for Limits {
             handshake_timeout_s: 10,
             call_timeout_ms: 5000,
             timers_per_module: 1000,
+            messages_per_s: 100,
+            messages_burst: 200,
+            rate_close_after_s: 10,
+            connections_per_ip: 0,
         }
     }
 }
@@ -249,6 +262,9 @@ pub struct Log {
     pub rotate: Rotate,
     /// Daily files kept, today's included; older ones are deleted.
     pub keep: usize,
+    /// Let plugins print a backtrace when they panic (symbolising a debug build's
+    /// backtrace costs ~100 MB that stays); off by default (docs/MODULES.md, "Panics").
+    pub plugin_backtraces: bool,
 }
 
 impl Default for Log {
@@ -257,6 +273,7 @@ impl Default for Log {
             level: "info".into(),
             rotate: Rotate::Daily,
             keep: 7,
+            plugin_backtraces: false,
         }
     }
 }
@@ -550,6 +567,9 @@ impl Config {
         positive("limits.handshake_timeout_s", limits.handshake_timeout_s)?;
         positive("limits.call_timeout_ms", limits.call_timeout_ms)?;
         positive("limits.timers_per_module", wide(limits.timers_per_module))?;
+        if limits.messages_per_s > 0 {
+            positive("limits.messages_burst", u64::from(limits.messages_burst))?;
+        }
         if self.registry.backend == Backend::Redis {
             non_empty("registry.url", &self.registry.url)?;
         }
@@ -635,6 +655,13 @@ mod tests {
         assert!(c.protocol.ack && c.protocol.escape_html);
         assert_eq!(c.limits.max_message_bytes, 65536);
         assert_eq!(c.limits.call_timeout_ms, 5000);
+        assert_eq!(
+            (c.limits.messages_per_s, c.limits.messages_burst),
+            (100, 200)
+        );
+        assert_eq!(c.limits.rate_close_after_s, 10);
+        assert_eq!(c.limits.connections_per_ip, 0);
+        assert!(!c.log.plugin_backtraces);
         assert_eq!(c.registry.backend, Backend::Memory);
         assert_eq!(c.registry.prefix, "mswoole:");
         assert_eq!(c.plugins.dir, None);
@@ -694,6 +721,7 @@ mod tests {
         assert!(err("[log]\nlevel = \" \"\n").starts_with("log.level"));
         assert!(err("[log]\nrotate = \"weekly\"\n").starts_with("log.rotate"));
         assert!(err("[log]\nkeep = 0\n").starts_with("log.keep"));
+        assert!(err("[limits]\nmessages_burst = 0\n").starts_with("limits.messages_burst"));
     }
 
     #[test]
