@@ -15,6 +15,8 @@
 //!   the config: a plugin declares its controllers before it sees its config (the host
 //!   lists them in `mswoole status`), so a production (release) build must not declare
 //!   them at all, or status would show debug actions that are switched off.
+//! - With debug actions on, `[modules.Index] debug_shutdown_ms = N` makes `onShutdown`
+//!   take N ms, so tests can watch the host while it stops (`/healthz` answers 503).
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -34,6 +36,18 @@ pub struct Index {
     debug_actions: bool,
     /// Messages handled, carried across versions.
     handled: Arc<AtomicU64>,
+    /// How long `onShutdown` waits (debug actions only); 0 = not at all.
+    shutdown_ms: u64,
+}
+
+/// Reads `debug_shutdown_ms` from the module's config table.
+fn debug_shutdown_ms(config: &Value) -> Result<u64, String> {
+    match config.get("debug_shutdown_ms") {
+        None => Ok(0),
+        Some(value) => value.as_u64().ok_or_else(|| {
+            format!("modules.Index.debug_shutdown_ms must be a number of milliseconds, not {value}")
+        }),
+    }
 }
 
 /// Reads `debug_actions` from the module's config table.
@@ -61,6 +75,7 @@ impl Module for Index {
 
     fn new(host: Host, config: Value) -> Result<Self, String> {
         let debug_actions = debug_actions(&config)?;
+        let shutdown_ms = debug_shutdown_ms(&config)?;
         if debug_actions && !cfg!(debug_assertions) {
             host.log(
                 LogLevel::Warn,
@@ -72,6 +87,11 @@ impl Module for Index {
             debug_actions,
             host,
             handled: Arc::default(),
+            shutdown_ms: if debug_actions && cfg!(debug_assertions) {
+                shutdown_ms
+            } else {
+                0
+            },
         })
     }
 
@@ -115,6 +135,16 @@ impl Module for Index {
                     "routed to undeclared action {controller}.{action}"
                 ))),
             }
+        })
+    }
+
+    fn on_shutdown(&self) -> BoxFuture<Result<(), ModuleError>> {
+        let (host, ms) = (self.host.clone(), self.shutdown_ms);
+        Box::pin(async move {
+            if ms > 0 {
+                host.sleep(ms).await?;
+            }
+            Ok(())
         })
     }
 
