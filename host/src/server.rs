@@ -86,6 +86,13 @@ pub async fn run(config: Config) -> Result<(), String> {
             "auth.key is the public default key and outside.host is not loopback: anyone can mint tokens"
         );
     }
+    if config.log.plugin_backtraces {
+        // docs/MODULES.md, "Panics": a debugging switch, with a cost that stays.
+        tracing::warn!(
+            "log.plugin_backtraces = true: each plugin version that panics keeps its symbolised \
+             debug info (~145 MiB for a debug build) until the host restarts"
+        );
+    }
     let outside = bind(&config.outside.host, config.outside.port, "outside").await?;
     let manager_listener = bind(&config.manager.host, config.manager.port, "manager").await?;
     let outside_addr = outside.local_addr().map_err(|e| format!("outside: {e}"))?;
