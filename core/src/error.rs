@@ -26,6 +26,9 @@ pub enum CallError {
         /// Info of the envelope.
         info: String,
     },
+    /// The connection sends faster than `limits.messages_per_s` allows: 429
+    /// `tooManyRequests`, and the message is dropped.
+    TooManyRequests,
     /// The registry cannot be reached: 503 `unavailable`.
     Unavailable(String),
     /// The registry refused a write: 501 `storageError`.
@@ -52,6 +55,7 @@ impl CallError {
                 event,
                 info,
             } => Envelope::new(*status, event, info),
+            CallError::TooManyRequests => Envelope::new(429, "tooManyRequests", "请求过于频繁"),
             CallError::Unavailable(_) => Envelope::new(503, "unavailable", "服务暂不可用"),
             CallError::Storage(_) => Envelope::new(501, "storageError", "存储错误"),
             CallError::Failed(_) | CallError::Panicked(_) | CallError::Timeout(_) => {
@@ -80,6 +84,7 @@ impl fmt::Display for CallError {
             CallError::ControllerNotFound => f.write_str("controller not found"),
             CallError::MethodNotFound => f.write_str("method not found"),
             CallError::Refused { status, event, .. } => write!(f, "refused: {status} {event}"),
+            CallError::TooManyRequests => f.write_str("too many requests"),
             CallError::Unavailable(detail) => write!(f, "registry unavailable: {detail}"),
             CallError::Storage(detail) => write!(f, "storage error: {detail}"),
             CallError::Failed(detail) => write!(f, "module failed: {detail}"),
@@ -102,6 +107,16 @@ mod tests {
             r#"{"status":500,"event":"controllerError","info":"控制器执行错误"}"#
         );
         assert!(error.is_internal());
+    }
+
+    #[test]
+    fn the_rate_limit_answers_429_and_is_not_an_operator_error() {
+        let error = CallError::TooManyRequests;
+        assert_eq!(
+            error.envelope().to_json(),
+            r#"{"status":429,"event":"tooManyRequests","info":"请求过于频繁"}"#
+        );
+        assert!(!error.is_internal());
     }
 
     #[test]

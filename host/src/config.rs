@@ -137,6 +137,15 @@ pub struct Limits {
     pub timers_per_module: usize,
     /// Largest answer body a module's HTTP request may receive; a larger one is a `TooLarge` error.
     pub http_max_response_bytes: usize,
+    /// Messages one connection may send per second on average; 0 = no limit.
+    pub messages_per_s: u32,
+    /// Messages one connection may send at once above that rate (the bucket's size).
+    pub messages_burst: u32,
+    /// Seconds a connection may stay over its rate (answered 429) before it is closed
+    /// with 1008; 0 = never closed for it.
+    pub rate_close_after_s: u64,
+    /// Connections one client address may hold at once; 0 = no limit.
+    pub connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -150,6 +159,10 @@ impl Default for Limits {
             call_timeout_ms: 5000,
             timers_per_module: 1000,
             http_max_response_bytes: 1024 * 1024,
+            messages_per_s: 100,
+            messages_burst: 200,
+            rate_close_after_s: 10,
+            connections_per_ip: 0,
         }
     }
 }
@@ -252,6 +265,9 @@ pub struct Log {
     pub rotate: Rotate,
     /// Daily files kept, today's included; older ones are deleted.
     pub keep: usize,
+    /// Let plugins print a backtrace when they panic (symbolising a debug build's
+    /// backtrace costs ~100 MB that stays); off by default (docs/MODULES.md, "Panics").
+    pub plugin_backtraces: bool,
 }
 
 impl Default for Log {
@@ -260,6 +276,7 @@ impl Default for Log {
             level: "info".into(),
             rotate: Rotate::Daily,
             keep: 7,
+            plugin_backtraces: false,
         }
     }
 }
@@ -655,6 +672,9 @@ impl Config {
             "limits.http_max_response_bytes",
             wide(limits.http_max_response_bytes),
         )?;
+        if limits.messages_per_s > 0 {
+            positive("limits.messages_burst", u64::from(limits.messages_burst))?;
+        }
         if self.registry.backend == Backend::Redis {
             non_empty("registry.url", &self.registry.url)?;
         }
@@ -773,6 +793,13 @@ mod tests {
         assert_eq!(c.limits.max_message_bytes, 65536);
         assert_eq!(c.limits.call_timeout_ms, 5000);
         assert_eq!(c.limits.http_max_response_bytes, 1_048_576);
+        assert_eq!(
+            (c.limits.messages_per_s, c.limits.messages_burst),
+            (100, 200)
+        );
+        assert_eq!(c.limits.rate_close_after_s, 10);
+        assert_eq!(c.limits.connections_per_ip, 0);
+        assert!(!c.log.plugin_backtraces);
         assert_eq!(c.registry.backend, Backend::Memory);
         assert_eq!(c.registry.prefix, "mswoole:");
         assert_eq!(c.plugins.dir, None);
@@ -834,6 +861,7 @@ mod tests {
         assert!(err("[log]\nlevel = \" \"\n").starts_with("log.level"));
         assert!(err("[log]\nrotate = \"weekly\"\n").starts_with("log.rotate"));
         assert!(err("[log]\nkeep = 0\n").starts_with("log.keep"));
+        assert!(err("[limits]\nmessages_burst = 0\n").starts_with("limits.messages_burst"));
     }
 
     #[test]

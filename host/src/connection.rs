@@ -17,6 +17,10 @@
 //! that stopped reading), the connection ends with a TCP reset instead, so the client
 //! can tell it apart from an orderly end (README, "Bad input"). Whatever ends the
 //! connection, the close sequence of DESIGN §2 runs.
+//!
+//! Each message is counted against `limits.messages_per_s` as it arrives
+//! ([`MessageRate`]): one over the rate waits in line like the others and is answered
+//! 429 in its turn; a client over it for `limits.rate_close_after_s` is closed with 1008.
 
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -31,6 +35,7 @@ use tokio_tungstenite::{
     },
     WebSocketStream,
 };
+use tracing::Level;
 
 use crate::{
     clients::{ClientHandle, STALL},
@@ -38,9 +43,11 @@ use crate::{
     error::CallError,
     frame_error::{self, ReadFailure},
     identity::Identity,
+    log_limit,
     message::{self, Inbound},
     outbound::{self, CloseRequest, Inbox, Mail},
     plugins::bridge,
+    rate_limit::{MessageRate, Verdict},
     router,
     shared::Shared,
 };
@@ -76,6 +83,8 @@ enum End {
     /// The client's queue went past `limits.outbound_bytes`, or its socket took nothing
     /// for [`STALL`]: 1008 `slow consumer`.
     SlowConsumer,
+    /// Over `limits.messages_per_s` for `limits.rate_close_after_s`: 1008 `rate limit`.
+    RateLimited,
 }
 
 impl From<CloseRequest> for End {
@@ -98,6 +107,7 @@ impl End {
             End::Shutdown => (1001, "server stopping"),
             End::Kicked => (1000, "closed by server"),
             End::SlowConsumer => (1008, "slow consumer"),
+            End::RateLimited => (1008, "rate limit"),
         };
         Some(CloseFrame {
             code: CloseCode::from(code),
@@ -118,8 +128,11 @@ struct Handler {
     socket: Socket,
     /// Frames other tasks queued for this connection.
     inbox: Inbox,
-    /// Messages waiting for the call in progress, as `(method, body)`.
-    pending: VecDeque<(String, Map<String, Value>)>,
+    /// Messages waiting for the call in progress, as `(method, body)`; `None` for one
+    /// over the rate, answered 429 in its turn.
+    pending: VecDeque<Option<(String, Map<String, Value>)>>,
+    /// `limits.messages_per_s`, counted as messages arrive.
+    rate: MessageRate,
     /// Bad input seen: answer once the messages before it are answered.
     bad_input: Option<u16>,
     /// Frames written since the last flush.
@@ -136,7 +149,14 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     let limits = &shared.config.limits;
     let (outbound, inbox) = outbound::queue(limits.outbound_queue, limits.outbound_bytes);
     if let Err(error) = shared.registry.register(&identity).await {
-        tracing::warn!(fd = %identity.fd, "connection not recorded in the registry: {error}");
+        let message = format!("connection not recorded in the registry: {error}");
+        if log_limit::admit(
+            Level::WARN,
+            "connection not recorded in the registry",
+            &message,
+        ) {
+            tracing::warn!(fd = %identity.fd, "{message}");
+        }
     }
     shared.clients.insert(ClientHandle {
         outbound,
@@ -149,6 +169,11 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         socket,
         inbox,
         pending: VecDeque::new(),
+        rate: MessageRate::new(
+            limits.messages_per_s,
+            limits.messages_burst,
+            limits.rate_close_after_s,
+        ),
         bad_input: None,
         unflushed: false,
         calling: None,
@@ -196,8 +221,11 @@ impl Handler {
         let mut in_flight: Option<CallFuture> = None;
         loop {
             while in_flight.is_none() && self.ending.is_none() {
-                if let Some((method, body)) = self.pending.pop_front() {
-                    let mut call = self.start(method, body).await;
+                if let Some(message) = self.pending.pop_front() {
+                    let mut call = match message {
+                        Some((method, body)) => self.start(method, body).await,
+                        None => Box::pin(std::future::ready(Err(CallError::TooManyRequests))),
+                    };
                     // Most calls need nothing from the host: done on the first poll, answered at once.
                     match (&mut call).now_or_never() {
                         Some(outcome) => self.answer(outcome).await,
@@ -281,7 +309,11 @@ impl Handler {
                     Ok(Inbound::Ping) => {
                         self.write(Message::Text(Utf8Bytes::from_static("3"))).await
                     }
-                    Ok(Inbound::Message { method, body }) => self.pending.push_back((method, body)),
+                    Ok(Inbound::Message { method, body }) => match self.rate.check() {
+                        Verdict::Pass => self.pending.push_back(Some((method, body))),
+                        Verdict::Refuse => self.pending.push_back(None),
+                        Verdict::Close => return Some(End::RateLimited),
+                    },
                     Err(_) => self.bad_input = Some(1007),
                 }
                 None
@@ -338,13 +370,19 @@ impl Handler {
                 if error.is_internal() {
                     let route = self.calling.as_ref();
                     let name = |part: fn(&router::Route) -> &str| route.map_or("", part);
-                    tracing::error!(
-                        fd = %self.identity.fd,
-                        module = %name(|r| &r.module),
-                        controller = %name(|r| &r.controller),
-                        action = %name(|r| &r.action),
-                        "call failed: {error}"
-                    );
+                    // One line per flood of the same failure in the same module (README,
+                    // "Deploying"): keyed by module and kind, never by fd.
+                    let key = format!("call failed {} {}", name(|r| &r.module), kind(&error));
+                    let message = format!("call failed: {error}");
+                    if log_limit::admit(Level::ERROR, &key, &message) {
+                        tracing::error!(
+                            fd = %self.identity.fd,
+                            module = %name(|r| &r.module),
+                            controller = %name(|r| &r.controller),
+                            action = %name(|r| &r.action),
+                            "{message}"
+                        );
+                    }
                 }
                 error.envelope()
             }
@@ -366,6 +404,18 @@ async fn bounded(io: impl Future<Output = Result<(), WsError>>, inbox: &Inbox) -
             Err(_) => Err(End::SlowConsumer),
         },
         request = inbox.close_requested() => Err(End::from(request)),
+    }
+}
+
+/// The kind of an internal error, for [`log_limit`] keys.
+fn kind(error: &CallError) -> &'static str {
+    match error {
+        CallError::Unavailable(_) => "unavailable",
+        CallError::Storage(_) => "storage",
+        CallError::Failed(_) => "failed",
+        CallError::Panicked(_) => "panicked",
+        CallError::Timeout(_) => "timeout",
+        _ => "other",
     }
 }
 

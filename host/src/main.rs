@@ -14,6 +14,7 @@
 //! uses too; it is re-exported here under the names the host has always used.
 
 mod auth;
+mod backtraces;
 mod cli;
 mod clients;
 mod config;
@@ -27,12 +28,15 @@ mod handshake;
 // The plugin host API will call it (docs/HTTP.md); not yet exposed to modules.
 #[allow(dead_code)]
 mod http_client;
+mod ip_limit;
 mod log_file;
+mod log_limit;
 mod manager;
 mod new_module;
 mod outbound;
 mod plugins;
 mod process;
+mod rate_limit;
 mod readiness;
 mod registry;
 mod server;
@@ -58,6 +62,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let outcome = cli::load_config(&cli).and_then(|config| {
+        if cli.is_start() {
+            backtraces::apply(config.log.plugin_backtraces);
+        }
         // One worker means the current-thread runtime: on one core the multi-threaded
         // one served connections unevenly (p99 ~10x higher at 1,000 connections).
         let mut builder = match (cli.is_start(), config.runtime.workers) {

@@ -1,7 +1,8 @@
 //! Start-up, the outside listener, and the stop sequence.
 //!
 //! As in mini-redis, a [`Listener`] accepts and applies the limits (a semaphore of
-//! `limits.max_connections` permits, a back-off on accept errors), and each socket
+//! `limits.max_connections` permits, `limits.connections_per_ip` through [`IpLimit`], a
+//! back-off on accept errors), and each socket
 //! gets its own task: it reads the request head within
 //! `limits.handshake_timeout_s`, answers plain HTTP, checks the token, and hands an
 //! upgrade to [`connection::run`].
@@ -18,6 +19,7 @@ use tokio::{
 };
 use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
 use tokio_util::task::TaskTracker;
+use tracing::Level;
 
 use crate::{
     auth::{self, TokenCodec},
@@ -29,8 +31,9 @@ use crate::{
     handshake::{self, Head, HeadError},
     http_client::HttpClient,
     identity::{FdIds, Identity},
+    ip_limit::IpLimit,
     log_file::{self, LogFile},
-    manager,
+    log_limit, manager,
     plugins::{bridge::Hook, watcher, Plugins},
     process::{self, RuntimeFiles},
     readiness,
@@ -89,6 +92,13 @@ pub async fn run(config: Config) -> Result<(), String> {
     let databases = Arc::new(Databases::open(&config.databases, &config.dir)?);
     tokio::spawn(probe_databases(databases.clone()));
     let http = Arc::new(HttpClient::new(config.limits.http_max_response_bytes)?);
+    if config.log.plugin_backtraces {
+        // docs/MODULES.md, "Panics": a debugging switch, with a cost that stays.
+        tracing::warn!(
+            "log.plugin_backtraces = true: each plugin version that panics keeps its symbolised \
+             debug info (~145 MiB for a debug build) until the host restarts"
+        );
+    }
     let outside = bind(&config.outside.host, config.outside.port, "outside").await?;
     let manager_listener = bind(&config.manager.host, config.manager.port, "manager").await?;
     let outside_addr = outside.local_addr().map_err(|e| format!("outside: {e}"))?;
@@ -192,10 +202,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     let tracker = TaskTracker::new();
     tokio::spawn(manager::serve(shared.clone(), manager_listener));
     tokio::spawn(signals(shared.clone(), log));
+    tokio::spawn(log_limit::run_summaries(shared.shutdown.clone()));
     let listener = Listener {
         shared: shared.clone(),
         listener: outside,
         limit: Arc::new(Semaphore::new(max_connections)),
+        per_ip: IpLimit::new(config.limits.connections_per_ip),
         tracker: tracker.clone(),
     };
     let accepting = tokio::spawn(listener.run());
@@ -273,6 +285,8 @@ struct Listener {
     listener: TcpListener,
     /// One permit per WebSocket connection.
     limit: Arc<Semaphore>,
+    /// Connections per client address.
+    per_ip: Arc<IpLimit>,
     /// Every socket task, so the stop sequence can wait for them.
     tracker: TaskTracker,
 }
@@ -290,7 +304,9 @@ impl Listener {
                     backoff = Duration::from_millis(10);
                     let _ = socket.set_nodelay(true);
                     let (shared, limit) = (self.shared.clone(), self.limit.clone());
-                    self.tracker.spawn(handle(shared, limit, socket, peer));
+                    let per_ip = self.per_ip.clone();
+                    self.tracker
+                        .spawn(handle(shared, limit, per_ip, socket, peer));
                 }
                 Err(error) => {
                     // Out of file descriptors, mostly: wait, and the others keep running.
@@ -337,6 +353,7 @@ fn identify(shared: &Shared, head: &Head, fd: String) -> Result<Identity, auth::
 async fn handle(
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
+    per_ip: Arc<IpLimit>,
     mut socket: TcpStream,
     peer: SocketAddr,
 ) {
@@ -367,7 +384,10 @@ async fn handle(
         return;
     }
     let Ok(_permit) = limit.try_acquire_owned() else {
-        tracing::warn!(%peer, "limits.max_connections reached: 503");
+        let message = "limits.max_connections reached: 503";
+        if log_limit::admit(Level::WARN, message, message) {
+            tracing::warn!(%peer, "{message}");
+        }
         let _ = handshake::respond(
             &mut socket,
             503,
@@ -379,6 +399,15 @@ async fn handle(
         return;
     };
     let ip = client_ip(&shared, &head, peer);
+    let Some(_slot) = per_ip.admit(ip) else {
+        let message = "limits.connections_per_ip reached: 503";
+        if log_limit::admit(Level::WARN, message, message) {
+            tracing::warn!(%ip, "{message}");
+        }
+        let body = "too many connections from this address\n";
+        let _ = handshake::respond(&mut socket, 503, &[], "text/plain", body).await;
+        return;
+    };
     let identity = match identify(&shared, &head, shared.ids.next()) {
         Ok(identity) => identity,
         Err(error) => {

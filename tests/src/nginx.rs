@@ -54,12 +54,30 @@ fn substitute(text: &str, from: &str, to: &str) -> String {
 }
 
 impl Nginx {
-    /// Starts nginx with the shipped config, proxying to `upstream` (the host's outside address).
+    /// Starts nginx with the shipped config, proxying to `upstream` (the host's outside
+    /// address). Should another process hold the chosen port by the time nginx binds it,
+    /// it tries another.
     pub fn start(upstream: SocketAddr) -> Nginx {
+        Self::start_preferring(upstream, crate::unused_port())
+    }
+
+    /// Like [`Nginx::start`], trying `port` first.
+    pub fn start_preferring(upstream: SocketAddr, port: u16) -> Nginx {
+        let mut port = port;
+        for _ in 0..10 {
+            if let Some(nginx) = Self::start_on(upstream, port) {
+                return nginx;
+            }
+            port = crate::unused_port();
+        }
+        panic!("nginx could not bind any of 10 free ports (its error log said the port was taken)")
+    }
+
+    /// Starts nginx on `port`; `None` when the port was taken.
+    fn start_on(upstream: SocketAddr, port: u16) -> Option<Nginx> {
         let shipped = paths::workspace_root().join("config/nginx.conf");
         let text = std::fs::read_to_string(&shipped)
             .unwrap_or_else(|error| panic!("cannot read {}: {error}", shipped.display()));
-        let port = crate::unused_port();
         let dir = std::env::temp_dir().join(format!("mswoole-nginx-{}-{port}", std::process::id()));
         for sub in ["logs", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).expect("the nginx directory is created");
@@ -111,17 +129,27 @@ impl Nginx {
             dir,
             child: Some(child),
         };
-        nginx.wait_listening();
-        nginx
+        nginx.wait_listening().then_some(nginx)
     }
 
-    /// Waits until the port accepts connections; panics with nginx's error log if it exits.
-    fn wait_listening(&mut self) {
+    /// Waits until this nginx listens (the port accepts connections and its pid file
+    /// names this process: someone else's server on the port accepts them too); `false`
+    /// when it exited because the port was taken; panics with nginx's error log if it
+    /// exits for another reason.
+    fn wait_listening(&mut self) -> bool {
         let started = Instant::now();
-        while TcpStream::connect(self.addr).is_err() {
+        let ours = |nginx: &Nginx| {
+            let pid = nginx.child.as_ref().map(Child::id).unwrap_or_default();
+            std::fs::read_to_string(nginx.dir.join("nginx.pid"))
+                .is_ok_and(|text| text.trim() == pid.to_string())
+        };
+        while !(TcpStream::connect(self.addr).is_ok() && ours(self)) {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
+                    if self.error_log().contains("Address already in use") {
+                        return false;
+                    }
                     panic!(
                         "nginx exited ({status}) before listening; its error log:\n{}",
                         self.error_log()
@@ -136,6 +164,7 @@ impl Nginx {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        true
     }
 
     /// Its directory.

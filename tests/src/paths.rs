@@ -1,6 +1,15 @@
 //! Where the built files are: `$CARGO_TARGET_DIR` or `<workspace>/target`, `debug/`.
+//!
+//! `cargo test` builds this crate, not the host and the plugins the suite starts: after
+//! an edit, the suite would test whatever binary the last `cargo build` left. So every
+//! built file is checked against the sources it is built from, and a test refuses to
+//! run against one that is older than them (tests/run.sh builds first).
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+    time::SystemTime,
+};
 
 /// The advice every "file missing" panic gives.
 const BUILD_FIRST: &str = "run `cargo build --workspace` first (tests/run.sh does)";
@@ -21,30 +30,94 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// A file of the debug build, which must exist.
-fn built(name: &str) -> PathBuf {
+/// The workspace directories whose sources go into the host binary.
+const HOST_SOURCES: [&str; 3] = ["host", "core", "plugin-api"];
+
+/// A file of the debug build, which must exist and be newer than every file of its
+/// `sources` (directories of the workspace) and the workspace's `Cargo.toml` and
+/// `Cargo.lock`.
+fn built(name: &str, sources: &[&str]) -> PathBuf {
     let path = target_dir().join("debug").join(name);
     assert!(
         path.is_file(),
         "{} is missing: {BUILD_FIRST}",
         path.display()
     );
+    let built_at = modified(&path).unwrap_or(SystemTime::UNIX_EPOCH);
+    let root = workspace_root();
+    let newest = sources
+        .iter()
+        .filter_map(|dir| newest_source(&root.join(dir)))
+        .chain(["Cargo.toml", "Cargo.lock"].iter().filter_map(|file| {
+            let file = root.join(file);
+            modified(&file).map(|at| (at, file))
+        }))
+        .max();
+    if let Some((at, source)) = newest {
+        assert!(
+            at <= built_at,
+            "{} is older than {}: the suite would test a stale build; {BUILD_FIRST}",
+            path.display(),
+            source.display()
+        );
+    }
     path
 }
 
-/// The `mswoole` binary.
+/// When `path` was last modified.
+fn modified(path: &Path) -> Option<SystemTime> {
+    path.metadata().and_then(|m| m.modified()).ok()
+}
+
+/// The newest `.rs` or `Cargo.toml` under `dir` (skipping `target`), with its time.
+fn newest_source(dir: &Path) -> Option<(SystemTime, PathBuf)> {
+    let mut newest: Option<(SystemTime, PathBuf)> = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" {
+                    pending.push(path);
+                }
+            } else if path.extension().is_some_and(|ext| ext == "rs") || name == "Cargo.toml" {
+                if let Some(at) = modified(&path) {
+                    if newest.as_ref().is_none_or(|(time, _)| at > *time) {
+                        newest = Some((at, path));
+                    }
+                }
+            }
+        }
+    }
+    newest
+}
+
+/// The `mswoole` binary, checked once per test process.
 pub fn mswoole_bin() -> PathBuf {
-    built("mswoole")
+    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| built("mswoole", &HOST_SOURCES))
+        .clone()
 }
 
-/// The Index plugin, `libmswoole_index.so`.
+/// The Index plugin, `libmswoole_index.so`, checked once per test process.
 pub fn index_plugin() -> PathBuf {
-    built("libmswoole_index.so")
+    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| built("libmswoole_index.so", &["plugins/index", "plugin-api"]))
+        .clone()
 }
 
-/// The Live plugin, `libmswoole_live.so`.
+/// The Live plugin, `libmswoole_live.so`, checked once per test process.
 pub fn live_plugin() -> PathBuf {
-    built("libmswoole_live.so")
+    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| built("libmswoole_live.so", &["plugins/live", "plugin-api"]))
+        .clone()
 }
 
 /// The plugin built against an incompatible plugin-api (`tests/fixtures/abi-mismatch`).

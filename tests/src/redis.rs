@@ -19,14 +19,24 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts a server on a free port and waits until it answers.
+    /// Starts a server on a free port and waits until it answers. Should another
+    /// process hold the port by the time redis-server binds it, it tries another.
     pub fn start() -> RedisServer {
-        let mut server = RedisServer {
-            port: crate::unused_port(),
-            child: None,
-        };
-        server.restart();
-        server
+        Self::start_preferring(crate::unused_port())
+    }
+
+    /// Starts a server on `port`, or on another free port if `port` is taken.
+    pub fn start_preferring(port: u16) -> RedisServer {
+        let mut server = RedisServer { port, child: None };
+        for _ in 0..10 {
+            if server.launch() {
+                return server;
+            }
+            server.port = crate::unused_port();
+        }
+        panic!(
+            "redis-server could not bind any of 10 free ports (its exit said the port was taken)"
+        )
     }
 
     /// `redis://127.0.0.1:<port>/`.
@@ -44,6 +54,17 @@ impl RedisServer {
 
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
+        assert!(
+            self.launch(),
+            "redis-server could not bind port {} again",
+            self.port
+        );
+    }
+
+    /// Starts redis-server on `self.port` and waits until the server answering there is
+    /// this one (its `process_id`: a port taken by someone else answers too); `false`
+    /// when it exited instead (the port was taken).
+    fn launch(&mut self) -> bool {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -53,9 +74,24 @@ impl RedisServer {
             .unwrap_or_else(|error| {
                 panic!("cannot start redis-server ({error}); tests/run.sh installs it (apt-get install redis-server)")
             });
+        let pid = format!("process_id:{}", child.id());
         self.child = Some(child);
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self
+                    .cli(&["INFO", "server"])
+                    .lines()
+                    .any(|line| line.trim() == pid)
+            {
+                return true;
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "redis-server on port {} did not answer",

@@ -1,10 +1,31 @@
 //! docs/PROTOCOL.md "Manager commands": the manager port, one JSON command per connection.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use mswoole_tests::{connect, connect_with_headers, json, Frame, TestHost, Token, VECTOR_WALL};
+use mswoole_tests::{
+    connect, connect_with_headers, json, Frame, RedisServer, TestHost, Token, VECTOR_WALL,
+};
 
 const QUIET: Duration = Duration::from_millis(300);
+
+/// A host on a private Redis, so a test can read the registry itself (`redis-cli`)
+/// instead of inferring it from what the host reports: the manager counts local
+/// connections only, and a stale record would not show in those counts.
+async fn redis_host(redis: &RedisServer) -> TestHost {
+    TestHost::start(&redis.registry_toml("node-a")).await
+}
+
+/// Waits until `check` holds, or fails after 3 s saying `what`.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{what} did not happen within 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 #[tokio::test]
 async fn status_reports_pid_connections_plugins_and_nodes() {
@@ -151,8 +172,10 @@ async fn broadcast_to_a_set_nobody_joined_reaches_nobody() {
 
 #[tokio::test]
 async fn broadcast_reaches_the_members_of_a_set_and_a_closed_member_leaves_it() {
-    let host = TestHost::start("").await;
+    let redis = RedisServer::start();
+    let host = redis_host(&redis).await;
     let mut member = host.connect_user().await;
+    let fd = member.fd().await;
     let mut wall = host.connect(&format!("/?auth={VECTOR_WALL}")).await;
     let joined = member.call(&json!({"method": "live.user.join"})).await;
     joined.assert_is(200, "userJoinSuccess");
@@ -166,21 +189,17 @@ async fn broadcast_reaches_the_members_of_a_set_and_a_closed_member_leaves_it() 
         r#"{"status":200,"event":"x","info":"y","param":[1]}"#
     );
     wall.expect_silence(QUIET).await;
-    // A dropped phone leaves the room (its close sequence).
+    let room = "mswoole:LIVE_USER_ROOM_demo";
+    assert_eq!(redis.cli(&["SISMEMBER", room, &fd]), "1");
+    // A dropped phone leaves the room (its close sequence): the set itself, not only
+    // the local count a broadcast reports, loses it.
     member.close(1000).await;
     let _ = member.recv().await;
-    let started = std::time::Instant::now();
-    loop {
-        let reply = host.manager(&command).await;
-        if reply.param() == Some(&json!({"local": 0, "nodes": 0})) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "still a member 3 s after its close: {reply:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the closed member leaving the room's set", || {
+        redis.cli(&["SISMEMBER", room, &fd]) == "0"
+    });
+    let reply = host.manager(&command).await;
+    assert_eq!(reply.param(), Some(&json!({"local": 0, "nodes": 0})));
 }
 
 #[tokio::test]
@@ -297,39 +316,56 @@ async fn push_to_uid(host: &TestHost, uid: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_newest_connection_of_a_uid_wins_and_an_old_close_does_not_unmap_it() {
-    let host = TestHost::start("").await;
+    let redis = RedisServer::start();
+    let host = redis_host(&redis).await;
+    let uid_to_fd = |uid: &str| redis.cli(&["HGET", "mswoole:WEBSOCKET_UIDTOFD", uid]);
+    let fd_info = |fd: &str| redis.cli(&["HGET", "mswoole:WEBSOCKET_FDINFO", fd]);
     let token = Token::wechat_user("42").mint();
     let mut old = host.connect(&format!("/live?auth={token}")).await;
-    old.fd().await;
+    let old_fd = old.fd().await;
     let mut new = host.connect(&format!("/live?auth={token}")).await;
-    new.fd().await;
+    let new_fd = new.fd().await;
+    assert_eq!(
+        uid_to_fd("42"),
+        new_fd,
+        "the newest connection owns the uid"
+    );
     assert_eq!(push_to_uid(&host, "42").await, json!(1));
     new.expect_envelope(200, "notice").await;
     old.expect_silence(QUIET).await;
 
     old.close(1000).await;
     let _ = old.recv().await;
-    tokio::time::sleep(QUIET).await;
+    // Its close sequence has run once its identity record is gone: only then can the
+    // mapping be checked (a sleep could look before the sequence reached it).
+    eventually("the old connection's records deleted", || {
+        fd_info(&old_fd).is_empty()
+    });
+    assert_eq!(
+        uid_to_fd("42"),
+        new_fd,
+        "the old close left the mapping alone"
+    );
     assert_eq!(push_to_uid(&host, "42").await, json!(1));
     new.expect_envelope(200, "notice").await;
 
     new.close(1000).await;
     let _ = new.recv().await;
-    let started = std::time::Instant::now();
-    while push_to_uid(&host, "42").await != json!(0) {
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "uid 42 still mapped 3 s after its last close"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // No stale mapping: a push would count 0 local connections for one as well.
+    eventually("uid 42 unmapped after its last close", || {
+        uid_to_fd("42").is_empty()
+    });
+    assert_eq!(push_to_uid(&host, "42").await, json!(0));
 }
 
 #[tokio::test]
 async fn a_closed_connection_leaves_the_registry() {
-    let host = TestHost::start("").await;
+    let redis = RedisServer::start();
+    let host = redis_host(&redis).await;
     let mut client = host.connect_user().await;
     let fd = client.fd().await;
+    let fd_info = || redis.cli(&["HGET", "mswoole:WEBSOCKET_FDINFO", &fd]);
+    assert!(!fd_info().is_empty(), "the connection is in the registry");
     let status = host.manager(&json!({"method": "status"})).await;
     assert_eq!(status.expect_param()["connections"], json!(1));
     client.close(1000).await;
@@ -346,6 +382,11 @@ async fn a_closed_connection_leaves_the_registry() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The registry itself, not only the local count: identity and uid records gone.
+    eventually("the fd's identity deleted from the registry", || {
+        fd_info().is_empty()
+    });
+    assert_eq!(redis.cli(&["HGET", "mswoole:WEBSOCKET_UIDTOFD", "1"]), "");
     let reply = host
         .manager(&json!({"method": "push", "fd": fd, "status": 200, "event": "e", "info": "i"}))
         .await;

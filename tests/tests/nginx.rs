@@ -9,8 +9,8 @@ use std::{
 };
 
 use mswoole_tests::{
-    connect_from, http_get, json, Client, Frame, Nginx, TestHost, SUCCESS, VECTOR_NOT_JSON,
-    VECTOR_WECHAT_USER,
+    connect_from, http_get, json, unused_port, Client, Frame, Nginx, TestHost, SUCCESS,
+    VECTOR_NOT_JSON, VECTOR_WECHAT_USER,
 };
 
 /// Where the test clients connect from.
@@ -234,4 +234,17 @@ fn the_shipped_read_timeout_outlasts_the_heartbeat_by_a_margin() {
         read_timeout >= idle + 10,
         "proxy_read_timeout {read_timeout}s must exceed heartbeat.idle_s {idle}s by 10 s or more"
     );
+}
+
+#[tokio::test]
+async fn nginx_never_mistakes_a_port_someone_else_holds_for_its_own() {
+    // As if another test process had taken the chosen port a moment earlier.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", unused_port()))
+        .expect("a free test port can be bound");
+    let port = taken.local_addr().expect("a bound address").port();
+    let host = TestHost::start("").await;
+    let nginx = Nginx::start_preferring(host.outside, port);
+    assert_ne!(nginx.addr.port(), port, "nginx moved to another port");
+    let health = http_get(nginx.addr, "/healthz").await;
+    assert_eq!(health.status, 200, "and proxies to the host: {health:?}");
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use mswoole_tests::{json, RedisServer, TestHost, VECTOR_WECHAT_USER};
+use mswoole_tests::{json, unused_port, RedisServer, TestHost, VECTOR_WECHAT_USER};
 
 async fn node(redis: &RedisServer, id: &str) -> TestHost {
     TestHost::start(&redis.registry_toml(id)).await
@@ -194,4 +194,34 @@ async fn a_host_does_not_start_without_its_redis() {
         reason.contains("registry.url"),
         "the reason names the setting: {reason}"
     );
+}
+
+#[tokio::test]
+async fn a_redis_port_someone_else_holds_is_never_taken_for_ours() {
+    let first = RedisServer::start();
+    // As if another test process had picked the same port a moment earlier.
+    let second = RedisServer::start_preferring(first.port);
+    assert_ne!(
+        second.port, first.port,
+        "the second server moved to another port"
+    );
+    second.cli(&["SET", "owner", "second"]);
+    assert_eq!(
+        first.cli(&["GET", "owner"]),
+        "",
+        "and never talked to the first"
+    );
+}
+
+#[test]
+fn test_ports_come_from_outside_the_ephemeral_range_and_never_repeat() {
+    let ports: Vec<u16> = (0..50).map(|_| unused_port()).collect();
+    assert!(
+        ports.iter().all(|port| (21000..32000).contains(port)),
+        "{ports:?}"
+    );
+    let mut unique = ports.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ports.len(), "{ports:?}");
 }

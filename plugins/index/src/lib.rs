@@ -13,6 +13,8 @@
 //!   panics and `sleep {ms}` waits, so tests can watch the host contain both. Off,
 //!   the controller is not served or listed at all (404): the module says so through
 //!   `configured_info`, which the host reads after construction.
+//! - With debug actions on, `[modules.Index] debug_shutdown_ms = N` makes `onShutdown`
+//!   take N ms, so tests can watch the host while it stops (`/healthz` answers 503).
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -32,6 +34,18 @@ pub struct Index {
     debug_actions: bool,
     /// Messages handled, carried across versions.
     handled: Arc<AtomicU64>,
+    /// How long `onShutdown` waits (debug actions only); 0 = not at all.
+    shutdown_ms: u64,
+}
+
+/// Reads `debug_shutdown_ms` from the module's config table.
+fn debug_shutdown_ms(config: &Value) -> Result<u64, String> {
+    match config.get("debug_shutdown_ms") {
+        None => Ok(0),
+        Some(value) => value.as_u64().ok_or_else(|| {
+            format!("modules.Index.debug_shutdown_ms must be a number of milliseconds, not {value}")
+        }),
+    }
 }
 
 /// Reads `debug_actions` from the module's config table.
@@ -54,10 +68,13 @@ impl Module for Index {
     }
 
     fn new(host: Host, config: Value) -> Result<Self, String> {
+        let debug_actions = debug_actions(&config)?;
+        let shutdown_ms = debug_shutdown_ms(&config)?;
         Ok(Index {
-            debug_actions: debug_actions(&config)?,
+            debug_actions,
             host,
             handled: Arc::default(),
+            shutdown_ms: if debug_actions { shutdown_ms } else { 0 },
         })
     }
 
@@ -108,6 +125,16 @@ impl Module for Index {
                     "routed to undeclared action {controller}.{action}"
                 ))),
             }
+        })
+    }
+
+    fn on_shutdown(&self) -> BoxFuture<Result<(), ModuleError>> {
+        let (host, ms) = (self.host.clone(), self.shutdown_ms);
+        Box::pin(async move {
+            if ms > 0 {
+                host.sleep(ms).await?;
+            }
+            Ok(())
         })
     }
 

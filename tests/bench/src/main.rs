@@ -29,8 +29,8 @@ use clap::{Parser, Subcommand};
 use crate::{
     baseline::BaselineArgs,
     modes::{
-        fanout::FanoutArgs, idle::IdleArgs, rate::RateArgs, rr::RrArgs, slow::SlowArgs,
-        swap::SwapArgs,
+        fanout::FanoutArgs, idle::IdleArgs, panics::PanicsArgs, rate::RateArgs, rr::RrArgs,
+        slow::SlowArgs, swap::SwapArgs,
     },
     report::Outcome,
     smoke::SmokeArgs,
@@ -63,6 +63,9 @@ enum Command {
     /// Phone users that stop reading while their rooms get 60 KB broadcasts: the host's
     /// memory against R × limits.outbound_bytes, and after they are gone (starts a host).
     Slow(SlowArgs),
+    /// Plugin panics across hot swaps of a debug Index build: the host's memory against
+    /// a bound (starts a host; `RUST_BACKTRACE=1` in its environment unless --no-env).
+    Panics(PanicsArgs),
     /// Run the bare baseline server.
     Baseline(BaselineArgs),
     /// Run every mode against the baseline and the host, pinned, and write the results
@@ -97,6 +100,18 @@ fn main() -> ExitCode {
         Command::Fanout(args) => report(json, modes::fanout::run(&args).map(Outcome::Fanout)),
         Command::Swap(args) => report(json, modes::swap::run(&args).map(Outcome::Swap)),
         Command::Slow(args) => modes::slow::run(&args).map(|result| {
+            if json {
+                println!("{}", result.json());
+            } else {
+                print!("{}", result.table());
+            }
+            if result.problem.is_some() {
+                2
+            } else {
+                0
+            }
+        }),
+        Command::Panics(args) => modes::panics::run(&args).map(|result| {
             if json {
                 println!("{}", result.json());
             } else {

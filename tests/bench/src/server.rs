@@ -97,7 +97,7 @@ impl HostSetup {
              [outside]\nhost = \"127.0.0.1\"\nport = 0\n\n\
              [manager]\nhost = \"127.0.0.1\"\nport = 0\n\n\
              [heartbeat]\nidle_s = {idle}\n\n\
-             [limits]\nmax_connections = {max}\n{outbound}\n\
+             [limits]\nmax_connections = {max}\n{outbound}{rate}\n\
              [registry]\n{registry}\n\
              [plugins]\ndir = {plugins:?}\nwatch = true\n\n\
              [runtime]\ndir = {runtime:?}\nworkers = {workers}\n\n\
@@ -108,6 +108,9 @@ impl HostSetup {
                 .outbound_bytes
                 .map(|bytes| format!("outbound_bytes = {bytes}\n"))
                 .unwrap_or_default(),
+            // A benchmark client is not a phone: the limiter runs (its cost is measured)
+            // but never refuses (README.md, "The protocol in brief": limits.messages_per_s).
+            rate = "messages_per_s = 1000000\nmessages_burst = 1000000\n",
             plugins = dir.join("plugins").display().to_string(),
             runtime = dir.join("runtime").display().to_string(),
             workers = self.workers,
@@ -153,8 +156,19 @@ pub struct Server {
 impl Server {
     /// Starts a host as `setup` says, pinned to `cpu` if given.
     pub fn host(setup: &HostSetup, cpu: Option<usize>) -> Result<Server, String> {
+        Self::host_with(setup, cpu, "", &[])
+    }
+
+    /// [`Server::host`] with `extra` appended to the generated config (which ends in its
+    /// `[log]` section) and `env` set for the host process.
+    pub fn host_with(
+        setup: &HostSetup,
+        cpu: Option<usize>,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let dir = temp_dir("host")?;
-        let started = Self::lay_out_host(setup, &dir).and_then(|config| {
+        let started = Self::lay_out_host(setup, &dir, extra).and_then(|config| {
             // The host runs in its own directory: a relative binary path would not resolve there.
             let bin = std::path::absolute(&setup.bin)
                 .map_err(|e| format!("{}: {e}", setup.bin.display()))?;
@@ -163,7 +177,8 @@ impl Server {
                 .arg("start")
                 .arg("--config")
                 .arg(&config)
-                .current_dir(&dir);
+                .current_dir(&dir)
+                .envs(env.iter().copied());
             Server::spawn(command, dir.clone())
         });
         if started.is_err() {
@@ -173,7 +188,7 @@ impl Server {
     }
 
     /// Fills a host directory (`plugins/` with copies, `runtime/`, `app.toml`); returns the config path.
-    fn lay_out_host(setup: &HostSetup, dir: &Path) -> Result<PathBuf, String> {
+    fn lay_out_host(setup: &HostSetup, dir: &Path, extra: &str) -> Result<PathBuf, String> {
         let plugins = dir.join("plugins");
         for sub in [&plugins, &dir.join("runtime")] {
             std::fs::create_dir_all(sub).map_err(|e| format!("create {}: {e}", sub.display()))?;
@@ -184,7 +199,7 @@ impl Server {
                 .map_err(|e| format!("copy {}: {e}", file.display()))?;
         }
         let config = dir.join("app.toml");
-        std::fs::write(&config, setup.config(dir))
+        std::fs::write(&config, setup.config(dir) + extra)
             .map_err(|e| format!("write {}: {e}", config.display()))?;
         Ok(config)
     }

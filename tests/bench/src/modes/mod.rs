@@ -3,6 +3,7 @@
 
 pub mod fanout;
 pub mod idle;
+pub mod panics;
 pub mod rate;
 pub mod requests;
 pub mod rr;
