@@ -289,6 +289,15 @@ fn log_level(level: &str) -> Result<(), String> {
         .map_err(|e| format!("log.level {level:?} is not a valid filter: {e}"))
 }
 
+/// `[demo]`: the demo pages (README.md, "Demo"). Off by default and in the shipped file:
+/// when on, anyone who reaches the outside port can mint tokens.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Demo {
+    /// Serve `/demo/wall`, `/demo/phone` and the token endpoint `/demo/token`.
+    pub enabled: bool,
+}
+
 /// The file as written, before paths are resolved and values checked.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -303,6 +312,7 @@ struct File {
     plugins: Plugins,
     runtime: Runtime,
     log: Log,
+    demo: Demo,
     modules: BTreeMap<String, toml::Table>,
 }
 
@@ -329,6 +339,8 @@ pub struct Config {
     pub runtime: Runtime,
     /// Log filter.
     pub log: Log,
+    /// The demo pages.
+    pub demo: Demo,
     /// `[modules.<Name>]` tables handed to each module.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -517,6 +529,7 @@ impl Config {
             plugins,
             runtime,
             log: file.log,
+            demo: file.demo,
             modules: file.modules,
         }
     }
@@ -777,6 +790,10 @@ mod tests {
         let text = include_str!("../../config/app.toml");
         let mut c = parse(text).expect("config/app.toml must parse");
         assert_eq!(c.module_config("index"), json!({"debug_actions": false}));
+        assert!(
+            !c.demo.enabled,
+            "the demo mints tokens: never on in the shipped file"
+        );
         c.modules.clear();
         assert_eq!(format!("{c:?}"), format!("{:?}", Config::defaults(&base())));
     }

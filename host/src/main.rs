@@ -19,6 +19,7 @@ mod clients;
 mod config;
 mod connection;
 mod delivery;
+mod demo;
 mod frame_error;
 mod handshake;
 mod log_file;
