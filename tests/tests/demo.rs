@@ -221,6 +221,37 @@ async fn a_phone_says_the_wall_approves_and_the_phone_shows_the_broadcast() {
         "欢迎来到直播间 Welcome to the live room!"
     );
 
+    // The wall takes a message back: the phone strikes it through.
+    let oops = "Oops, wrong room";
+    submit(&wall, "#wall-text", oops, "#wall-form button").await;
+    let posted = wait_for(
+        &phone,
+        "the second wall message on the phone",
+        &find_text("#feed li[data-broadcast='wall']", oops),
+    )
+    .await;
+    assert!(posted.as_str().unwrap_or_default().contains(oops));
+    let recalled_id = listener.hears("wallSayBroadcast").await["id"].clone();
+    wall.execute(
+        "for (const e of document.querySelectorAll('#approved li.wall')) { if (e.innerText.includes(arguments[0])) { e.querySelector('.recall').click(); return true; } } return false;",
+        vec![json!(oops)],
+    )
+    .await
+    .expect("the recall button is clicked");
+    assert_eq!(listener.hears("wallSayRecall").await, recalled_id);
+    wait_for(
+        &phone,
+        "the recall on the phone",
+        &find_text("#feed li.recalled[data-broadcast='wall']", oops),
+    )
+    .await;
+    wait_for(
+        &wall,
+        "the recall on the wall",
+        &find_text("#approved li.wall.recalled", oops),
+    )
+    .await;
+
     // A second message waits in the queue, so the wall's screenshot shows one.
     let waiting = "能看到我吗? Can the big screen see me?";
     submit(&phone, "#say-text", waiting, "#say").await;
