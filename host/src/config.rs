@@ -363,6 +363,15 @@ fn database_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// `[demo]`: the demo pages (README.md, "Demo"). Off by default and in the shipped file:
+/// when on, anyone who reaches the outside port can mint tokens.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Demo {
+    /// Serve `/demo/wall`, `/demo/phone` and the token endpoint `/demo/token`.
+    pub enabled: bool,
+}
+
 /// The file as written, before paths are resolved and values checked.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -378,6 +387,7 @@ struct File {
     runtime: Runtime,
     log: Log,
     databases: DatabasesConfig,
+    demo: Demo,
     modules: BTreeMap<String, toml::Table>,
 }
 
@@ -408,6 +418,8 @@ pub struct Config {
     pub databases: DatabasesConfig,
     /// The directory relative paths resolve against (the config file's).
     pub dir: PathBuf,
+    /// The demo pages.
+    pub demo: Demo,
     /// `[modules.<Name>]` tables handed to each module.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -635,6 +647,7 @@ impl Config {
             log: file.log,
             databases,
             dir: base.to_path_buf(),
+            demo: file.demo,
             modules: file.modules,
         }
     }
@@ -945,6 +958,10 @@ mod tests {
         let text = include_str!("../../config/app.toml");
         let mut c = parse(text).expect("config/app.toml must parse");
         assert_eq!(c.module_config("index"), json!({"debug_actions": false}));
+        assert!(
+            !c.demo.enabled,
+            "the demo mints tokens: never on in the shipped file"
+        );
         c.modules.clear();
         assert_eq!(format!("{c:?}"), format!("{:?}", Config::defaults(&base())));
     }

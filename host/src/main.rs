@@ -23,6 +23,7 @@ mod connection;
 #[allow(dead_code)]
 mod databases;
 mod delivery;
+mod demo;
 mod frame_error;
 mod handshake;
 // The plugin host API will call it (docs/HTTP.md); not yet exposed to modules.

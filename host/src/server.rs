@@ -28,6 +28,7 @@ use crate::{
     connection,
     databases::Databases,
     delivery::Delivery,
+    demo,
     handshake::{self, Head, HeadError},
     http_client::HttpClient,
     identity::{FdIds, Identity},
@@ -443,8 +444,22 @@ async fn handle(
     tracing::info!(%fd, %ip, seconds = since.elapsed().as_secs(), "disconnected");
 }
 
-/// `GET /`, `GET /healthz`, and 404 for the rest.
+/// `GET /`, `GET /healthz`, the demo pages when `[demo] enabled`, and 404 for the rest.
 async fn plain_http(shared: &Shared, socket: &mut TcpStream, head: &Head) {
+    if shared.config.demo.enabled {
+        if let Some(reply) = demo::reply(&shared.codec, head, unix_now()) {
+            let no_store = [("Cache-Control", "no-store")];
+            let _ = handshake::respond(
+                socket,
+                reply.status,
+                &no_store,
+                reply.content_type,
+                &reply.body,
+            )
+            .await;
+            return;
+        }
+    }
     let _ = match (head.method.as_str(), head.path.as_str()) {
         ("GET", "/") => {
             let page = "<!doctype html><title>mswoole</title><p>mswoole WebSocket host. Connect with <code>ws://HOST/?auth=TOKEN</code>.</p>\n";

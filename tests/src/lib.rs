@@ -3,6 +3,7 @@
 //! No mocks: every test starts the real `mswoole` binary with the real plugin
 //! libraries in a private temporary directory and speaks the wire protocol to it.
 //!
+//! - [`browser`]: [`Browser`], headless Chromium through chromedriver, for the demo pages.
 //! - [`live`]: the Live module's protocol for tests: connect as a user or a wall, act, hear.
 //! - [`paths`]: where the built binary, plugins and the ABI-mismatch fixture are.
 //! - [`config`]: the test config: a base `app.toml` plus the keys a test overrides.
@@ -23,6 +24,7 @@
 //! Build everything first with `cargo build --workspace` and the fixture (tests/run.sh
 //! does both); the harness panics with that advice when a file is missing.
 
+pub mod browser;
 pub mod client;
 pub mod config;
 pub mod envelope;
@@ -39,6 +41,7 @@ pub mod reaper;
 pub mod redis;
 pub mod token;
 
+pub use browser::{wait_for, Browser, Screen};
 pub use client::{
     connect, connect_from, connect_with_headers, Client, ClientRx, ClientTx, Frame, Refused,
 };
