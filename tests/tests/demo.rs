@@ -1,7 +1,8 @@
 //! The demo pages (README.md, "Demo"): off unless `[demo] enabled = true`; when on, tokens
 //! from `/demo/token` work, and in a real headless Chromium a phone page says something,
 //! the wall page approves it and the phone page shows the broadcast. The browser test
-//! saves the screenshots shown in the README (`docs/img/demo-*.png`).
+//! saves screenshots of both pages (into `target/screenshots/`, or with
+//! `MSWOOLE_UPDATE_SCREENSHOTS=1` into `docs/img/`, the ones the README shows).
 
 use fantoccini::{Client as Page, Locator};
 use mswoole_tests::{
@@ -262,8 +263,13 @@ async fn a_phone_says_the_wall_approves_and_the_phone_shows_the_broadcast() {
     )
     .await;
 
-    let docs = paths::workspace_root().join("docs/img");
-    std::fs::create_dir_all(&docs).expect("docs/img is created");
+    // Into target/ on every run; into docs/img (the README's pictures) when asked, so
+    // a test run does not leave the committed screenshots modified.
+    let docs = match std::env::var_os("MSWOOLE_UPDATE_SCREENSHOTS") {
+        Some(_) => paths::workspace_root().join("docs/img"),
+        None => paths::target_dir().join("screenshots"),
+    };
+    std::fs::create_dir_all(&docs).expect("the screenshot directory is created");
     for (page, name) in [(&wall, "demo-wall.png"), (&phone, "demo-phone.png")] {
         let png = page.screenshot().await.expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
