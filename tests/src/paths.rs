@@ -34,8 +34,10 @@ pub fn target_dir() -> PathBuf {
 const HOST_SOURCES: [&str; 3] = ["host", "core", "plugin-api"];
 
 /// A file of the debug build, which must exist and be newer than every file of its
-/// `sources` (directories of the workspace) and the workspace's `Cargo.toml` and
-/// `Cargo.lock`.
+/// `sources` (directories of the workspace). The workspace's `Cargo.toml` and
+/// `Cargo.lock` are not compared: cargo rewrites or merges touch them without a
+/// change that relinks every library (`cargo package` does), and a dependency that
+/// did change is rebuilt by `cargo build` anyway.
 fn built(name: &str, sources: &[&str]) -> PathBuf {
     let path = target_dir().join("debug").join(name);
     assert!(
@@ -48,10 +50,6 @@ fn built(name: &str, sources: &[&str]) -> PathBuf {
     let newest = sources
         .iter()
         .filter_map(|dir| newest_source(&root.join(dir)))
-        .chain(["Cargo.toml", "Cargo.lock"].iter().filter_map(|file| {
-            let file = root.join(file);
-            modified(&file).map(|at| (at, file))
-        }))
         .max();
     if let Some((at, source)) = newest {
         assert!(
@@ -69,7 +67,8 @@ fn modified(path: &Path) -> Option<SystemTime> {
     path.metadata().and_then(|m| m.modified()).ok()
 }
 
-/// The newest `.rs` or `Cargo.toml` under `dir` (skipping `target`), with its time.
+/// The newest source under `dir` (skipping `target`): `.rs`, `Cargo.toml`, and the
+/// `.html`/`.js` files the host embeds (its demo pages), with its time.
 fn newest_source(dir: &Path) -> Option<(SystemTime, PathBuf)> {
     let mut newest: Option<(SystemTime, PathBuf)> = None;
     let mut pending = vec![dir.to_path_buf()];
@@ -84,7 +83,11 @@ fn newest_source(dir: &Path) -> Option<(SystemTime, PathBuf)> {
                 if name != "target" {
                     pending.push(path);
                 }
-            } else if path.extension().is_some_and(|ext| ext == "rs") || name == "Cargo.toml" {
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext == "rs" || ext == "html" || ext == "js")
+                || name == "Cargo.toml"
+            {
                 if let Some(at) = modified(&path) {
                     if newest.as_ref().is_none_or(|(time, _)| at > *time) {
                         newest = Some((at, path));
