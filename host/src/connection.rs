@@ -39,6 +39,7 @@ use crate::{
     frame_error::{self, ReadFailure},
     identity::Identity,
     message::{self, Inbound},
+    metrics,
     outbound::{self, CloseRequest, Inbox, Mail},
     plugins::bridge,
     router,
@@ -161,13 +162,17 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     };
     tracing::debug!(fd = %identity.fd, ?end, "connection ends");
     shared.clients.remove(&identity.fd);
+    let mut code_sent = None;
     if let Some(frame) = end.close_frame() {
+        let code = u16::from(frame.code);
         let sent = tokio::time::timeout(
             CLOSE_GRACE,
             handler.socket.send(Message::Close(Some(frame))),
         )
         .await;
-        if !matches!(sent, Ok(Ok(()))) {
+        if matches!(sent, Ok(Ok(()))) {
+            code_sent = Some(code);
+        } else {
             // The socket did not take the close frame (the client stopped reading): a
             // reset says so, where a FIN would pass for an orderly end.
             tracing::info!(fd = %identity.fd, ?end, "close frame not sent: connection reset");
@@ -176,6 +181,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
             }
         }
     }
+    metrics::closed(code_sent);
     drop(handler);
     let escape = shared.config.protocol.escape_html;
     close_sequence(&*shared.registry, &*shared.plugins, &identity, escape).await;
@@ -246,6 +252,7 @@ impl Handler {
     async fn write(&mut self, frame: Message) {
         if self.ending.is_none() {
             self.unflushed = true;
+            metrics::frame_sent();
             self.ending = bounded(self.socket.feed(frame), &self.inbox).await.err();
         }
     }
@@ -315,9 +322,13 @@ impl Handler {
                 let message = message::prepare(body, self.identity.injection(escape), escape);
                 let timeout = Duration::from_millis(config.limits.call_timeout_ms);
                 let fd = self.identity.fd.clone();
-                Box::pin(
-                    async move { bridge::call(generation, &fd, target, message, timeout).await },
-                )
+                let module = route.module;
+                Box::pin(async move {
+                    let started = std::time::Instant::now();
+                    let outcome = bridge::call(generation, &fd, target, message, timeout).await;
+                    metrics::module_call(&module, started.elapsed());
+                    outcome
+                })
             }
         }
     }
@@ -326,7 +337,7 @@ impl Handler {
     async fn answer(&mut self, outcome: CallOutcome) {
         let envelope = match outcome {
             Ok(Some(envelope)) => envelope,
-            Ok(None) => return,
+            Ok(None) => return metrics::message(None),
             Err(error) => {
                 if error.is_internal() {
                     let (module, rest) = self.calling.split_once('.').unwrap_or(("", ""));
@@ -336,6 +347,7 @@ impl Handler {
                 error.envelope()
             }
         };
+        metrics::message(Some(envelope.status));
         self.write(text(&envelope)).await;
     }
 }

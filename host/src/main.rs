@@ -23,6 +23,7 @@ mod frame_error;
 mod handshake;
 mod log_file;
 mod manager;
+mod metrics;
 mod new_module;
 mod outbound;
 mod plugins;
