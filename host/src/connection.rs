@@ -129,6 +129,9 @@ struct Handler {
     calling: String,
     /// Writing found that the connection must end: nothing more is written.
     ending: Option<End>,
+    /// The code of the client's close frame, which tungstenite echoes (for
+    /// `mswoole_closes_total`, README.md "Metrics").
+    echoed: Option<u16>,
 }
 
 /// Runs a connection until it ends, then its close sequence.
@@ -154,6 +157,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         unflushed: false,
         calling: String::new(),
         ending: None,
+        echoed: None,
     };
     // A stop that began before this connection was in the table did not reach it.
     let end = match shared.shutdown.is_stopping() {
@@ -162,7 +166,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     };
     tracing::debug!(fd = %identity.fd, ?end, "connection ends");
     shared.clients.remove(&identity.fd);
-    let mut code_sent = None;
+    let mut code_sent = handler.echoed.filter(|_| end == End::ClientGone);
     if let Some(frame) = end.close_frame() {
         let code = u16::from(frame.code);
         let sent = tokio::time::timeout(
@@ -293,11 +297,14 @@ impl Handler {
                 self.bad_input = Some(1003);
                 None
             }
-            // Pings are answered by tungstenite; a Close is answered by it too, and the
-            // stream ends on the next read.
-            Some(Ok(
-                Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_),
-            )) => None,
+            // A Close is answered by tungstenite with the same code, and the stream ends
+            // on the next read.
+            Some(Ok(Message::Close(frame))) => {
+                self.echoed = frame.map(|frame| u16::from(frame.code));
+                None
+            }
+            // Pings are answered by tungstenite.
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
         }
     }
 

@@ -235,15 +235,15 @@ pub fn message(status: Option<u16>) {
     }
 }
 
-/// A module's action took `elapsed`.
-pub fn module_call(module: &str, elapsed: Duration) {
+/// The histogram of a module's calls, registered on first use.
+fn calls_of(module: &str) -> metrics::Histogram {
     let calls = &hot().calls;
     let known = calls
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .get(module)
         .cloned();
-    let histogram = match known {
+    match known {
         Some(histogram) => histogram,
         None => {
             let histogram =
@@ -254,8 +254,17 @@ pub fn module_call(module: &str, elapsed: Duration) {
                 .insert(module.to_string(), histogram.clone());
             histogram
         }
-    };
-    histogram.record(elapsed.as_secs_f64());
+    }
+}
+
+/// A module was loaded: its call histogram is shown (empty) from now on.
+pub fn module_loaded(module: &str) {
+    let _ = calls_of(module);
+}
+
+/// A module's action took `elapsed`.
+pub fn module_call(module: &str, elapsed: Duration) {
+    calls_of(module).record(elapsed.as_secs_f64());
 }
 
 /// A frame was written to a client's socket.

@@ -350,8 +350,9 @@ impl Plugins {
         table.insert(generation.spec.name.clone(), generation.clone());
         self.current.store(Arc::new(table));
         lock(&self.refusals).remove(file);
-        if previous.is_some() {
-            crate::metrics::plugin_swapped(&generation.spec.name);
+        match previous {
+            Some(_) => crate::metrics::plugin_swapped(&generation.spec.name),
+            None => crate::metrics::module_loaded(&generation.spec.name),
         }
         tracing::info!(
             module = %generation.spec.name,
