@@ -171,3 +171,35 @@ async fn swaps_and_refusals_are_counted() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_grafana_dashboard_uses_only_names_the_host_serves() {
+    let host = TestHost::start("").await;
+    let text = scrape(&host).await;
+    let dashboard =
+        std::fs::read_to_string(paths::workspace_root().join("docs/grafana/mswoole.json"))
+            .expect("docs/grafana/mswoole.json is readable");
+    let mut names: Vec<&str> = dashboard
+        .match_indices("mswoole_")
+        .map(|(at, _)| {
+            let rest = &dashboard[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            rest[..end].trim_end_matches("_bucket")
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        // Database histograms appear with the first query of a configured database.
+        if name == "mswoole_database_query_seconds" {
+            continue;
+        }
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "the dashboard uses {name}, which the host does not serve:\n{text}"
+        );
+    }
+}
