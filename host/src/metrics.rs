@@ -212,6 +212,10 @@ fn declare() {
     ] {
         counter!(name).absolute(0);
     }
+    // The closes of a normal day: the server's, a stop's, and clients that vanish.
+    for code in ["1000", "1001", "1006"] {
+        counter!("mswoole_closes_total", "code" => code).absolute(0);
+    }
     for reason in NOT_RESUMED_REASONS {
         counter!("mswoole_sessions_not_resumed_total", "reason" => reason).absolute(0);
     }
@@ -257,9 +261,11 @@ fn calls_of(module: &str) -> metrics::Histogram {
     }
 }
 
-/// A module was loaded: its call histogram is shown (empty) from now on.
+/// A module was loaded for the first time: its call histogram and its swap count
+/// are shown (empty, 0) from now on.
 pub fn module_loaded(module: &str) {
     let _ = calls_of(module);
+    counter!("mswoole_plugin_swaps_total", "module" => module.to_string()).absolute(0);
 }
 
 /// A module's action took `elapsed`.
