@@ -160,10 +160,8 @@ async fn a_body_over_the_limit_is_400_too_large_and_a_chunked_one_411() {
     );
     user.expect_envelope(200, "serverBroadcast").await;
 
-    let chunked = format!(
-        "POST /api/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n"
-    );
-    let reply = http_raw(host.manager, &chunked).await;
+    let chunked = "POST /api/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    let reply = http_raw(host.manager, chunked).await;
     assert_eq!(reply.status, 411, "{}", reply.text());
 }
 
