@@ -152,6 +152,11 @@ async fn a_body_over_the_limit_is_400_too_large_and_a_chunked_one_411() {
     let reply = post(&host, "/api/say", &say).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert_eq!(envelope(&reply)["event"], json!("tooLarge"));
+    // 32 MiB, which the client is still sending when the answer comes.
+    let huge = json!({"say": "x".repeat(32 * 1024 * 1024)}).to_string();
+    let reply = post(&host, "/api/say", &huge).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(envelope(&reply)["event"], json!("tooLarge"));
     user.expect_silence(QUIET).await;
     let fits = json!({"say": "x".repeat(900)}).to_string();
     assert_eq!(
@@ -209,6 +214,10 @@ async fn with_a_token_every_request_needs_the_bearer_header() {
             assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
         }
     }
+    // Refused before its body is read, a client still gets the answer, not a reset.
+    let big = json!({"say": "x".repeat(32 * 1024 * 1024)}).to_string();
+    let reply = post(&host, "/api/say", &big).await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
     // A body token is not accepted over HTTP.
     let reply = post(&host, "/api/status", r#"{"token":"s3cret"}"#).await;
     assert_eq!(reply.status, 401, "{}", reply.text());

@@ -52,7 +52,7 @@ pub async fn request(
         .map(str::trim);
     if !token_matches(shared, bearer) {
         let refusal = Answer::refused(Envelope::new(401, "unauthorized", "token 错误"));
-        return answer(&mut socket, &refusal, &[("WWW-Authenticate", "Bearer")]).await;
+        return refuse(&mut socket, &refusal, &[("WWW-Authenticate", "Bearer")]).await;
     }
     let target = match head.path.as_str() {
         "/metrics" => Target::Metrics,
@@ -63,7 +63,7 @@ pub async fn request(
             Some(name) => Target::Command(name),
             None => {
                 let refusal = Answer::refused(Envelope::new(404, "notFound", "未知路径"));
-                return answer(&mut socket, &refusal, &[]).await;
+                return refuse(&mut socket, &refusal, &[]).await;
             }
         },
     };
@@ -73,7 +73,7 @@ pub async fn request(
     };
     if head.method != allowed {
         let refusal = Answer::refused(Envelope::new(405, "methodNotAllowed", "请求方法错误"));
-        return answer(&mut socket, &refusal, &[("Allow", allowed)]).await;
+        return refuse(&mut socket, &refusal, &[("Allow", allowed)]).await;
     }
     let name = match target {
         Target::Metrics => {
@@ -88,14 +88,11 @@ pub async fn request(
         Ok(body) => body,
         Err(Refused {
             answer: refusal,
-            drain: then_drain,
-        }) => {
-            answer(&mut socket, &refusal, &[]).await;
-            if then_drain {
-                drain(&mut socket).await;
-            }
-            return;
-        }
+            drain: true,
+        }) => return refuse(&mut socket, &refusal, &[]).await,
+        Err(Refused {
+            answer: refusal, ..
+        }) => return answer(&mut socket, &refusal, &[]).await,
     };
     let reply = match Command::parse(name, &body, shared.config.limits.max_message_bytes) {
         Ok(command) => command.execute(shared).await,
@@ -175,6 +172,13 @@ async fn read_body(
         Ok(Value::Object(body)) => Ok(body),
         _ => Err(Answer::bad_request().into()),
     }
+}
+
+/// Answers a request whose body was not read, then reads and drops what the client
+/// still sends, so that it gets the answer rather than a reset.
+async fn refuse(socket: &mut TcpStream, refusal: &Answer, headers: &[(&str, &str)]) {
+    answer(socket, refusal, headers).await;
+    drain(socket).await;
 }
 
 /// Writes an answer as HTTP: its status, its envelope as JSON.
