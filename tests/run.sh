@@ -10,10 +10,10 @@ target="${CARGO_TARGET_DIR:-target}"
 # Real servers the tests start as private processes, from Debian's packages when they
 # are missing (the tests fail loudly without them, they never skip): redis-server for
 # the Redis tests, nginx for the proxy tests (config/nginx.conf), systemd-analyze to
-# verify config/mswoole.service, chromium for the demo pages. The tests never use a
-# packaged service: they run their own on free loopback ports (on a machine with
-# systemd, Debian starts the packaged redis-server and nginx after installing them, as
-# it always does).
+# verify config/mswoole.service, chromium for the demo pages, curl for the manager's
+# HTTP API as backends call it. The tests never use a packaged service: they run their
+# own on free loopback ports (on a machine with systemd, Debian starts the packaged
+# redis-server and nginx after installing them, as it always does).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
@@ -23,6 +23,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "tests/run.sh: installing Debian packages: ${missing[*]}" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

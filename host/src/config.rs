@@ -44,6 +44,8 @@ pub struct Manager {
     pub port: u16,
     /// Shared secret manager clients must present; `None` means none is asked for.
     pub token: Option<String>,
+    /// The largest command, WebSocket frame or HTTP body, in bytes (README.md, "HTTP API").
+    pub max_message_bytes: usize,
 }
 
 impl Default for Manager {
@@ -52,6 +54,7 @@ impl Default for Manager {
             host: "127.0.0.1".into(),
             port: 20001,
             token: None,
+            max_message_bytes: 1024 * 1024,
         }
     }
 }
@@ -669,6 +672,10 @@ impl Config {
                 self.manager.host
             ));
         }
+        positive(
+            "manager.max_message_bytes",
+            wide(self.manager.max_message_bytes),
+        )?;
         positive("heartbeat.idle_s", self.heartbeat.idle_s)?;
         non_empty("auth.key", &self.auth.key)?;
         if let Some(iv) = &self.auth.iv {

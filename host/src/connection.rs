@@ -45,6 +45,7 @@ use crate::{
     identity::Identity,
     log_limit,
     message::{self, Inbound},
+    metrics,
     outbound::{self, CloseRequest, Inbox, Mail},
     plugins::bridge,
     rate_limit::{MessageRate, Verdict},
@@ -141,6 +142,9 @@ struct Handler {
     calling: Option<router::Route>,
     /// Writing found that the connection must end: nothing more is written.
     ending: Option<End>,
+    /// The code of the client's close frame, which tungstenite echoes (for
+    /// `mswoole_closes_total`, README.md "Metrics").
+    echoed: Option<u16>,
 }
 
 /// Runs a connection until it ends, then its close sequence.
@@ -178,6 +182,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         unflushed: false,
         calling: None,
         ending: None,
+        echoed: None,
     };
     // A stop that began before this connection was in the table did not reach it.
     let end = match shared.shutdown.is_stopping() {
@@ -186,13 +191,17 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     };
     tracing::debug!(fd = %identity.fd, ?end, "connection ends");
     shared.clients.remove(&identity.fd);
+    let mut code_sent = handler.echoed.filter(|_| end == End::ClientGone);
     if let Some(frame) = end.close_frame() {
+        let code = u16::from(frame.code);
         let sent = tokio::time::timeout(
             CLOSE_GRACE,
             handler.socket.send(Message::Close(Some(frame))),
         )
         .await;
-        if !matches!(sent, Ok(Ok(()))) {
+        if matches!(sent, Ok(Ok(()))) {
+            code_sent = Some(code);
+        } else {
             // The socket did not take the close frame (the client stopped reading): a
             // reset says so, where a FIN would pass for an orderly end.
             tracing::info!(fd = %identity.fd, ?end, "close frame not sent: connection reset");
@@ -205,6 +214,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         // close frame (a reply written after it arrived fails and ends the loop first).
         let _ = tokio::time::timeout(CLOSE_GRACE, handler.socket.flush()).await;
     }
+    metrics::closed(code_sent);
     drop(handler);
     let escape = shared.config.protocol.escape_html;
     close_sequence(&*shared.registry, &*shared.plugins, &identity, escape).await;
@@ -278,6 +288,7 @@ impl Handler {
     async fn write(&mut self, frame: Message) {
         if self.ending.is_none() {
             self.unflushed = true;
+            metrics::frame_sent();
             self.ending = bounded(self.socket.feed(frame), &self.inbox).await.err();
         }
     }
@@ -322,11 +333,14 @@ impl Handler {
                 self.bad_input = Some(1003);
                 None
             }
-            // Pings are answered by tungstenite; a Close is answered by it too, and the
-            // stream ends on the next read.
-            Some(Ok(
-                Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_),
-            )) => None,
+            // A Close is answered by tungstenite with the same code, and the stream ends
+            // on the next read.
+            Some(Ok(Message::Close(frame))) => {
+                self.echoed = frame.map(|frame| u16::from(frame.code));
+                None
+            }
+            // Pings are answered by tungstenite.
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
         }
     }
 
@@ -346,17 +360,18 @@ impl Handler {
                 Box::pin(std::future::ready(Err(error)))
             }
             Ok((route, generation, target)) => {
+                let module = route.module.clone();
                 self.calling = Some(route);
                 let escape = config.protocol.escape_html;
                 let message = message::prepare(body, self.identity.injection(escape), escape);
                 let timeout = Duration::from_millis(config.limits.call_timeout_ms);
-                Box::pin(bridge::call(
-                    generation,
-                    &self.identity.fd,
-                    target,
-                    message,
-                    timeout,
-                ))
+                let call = bridge::call(generation, &self.identity.fd, target, message, timeout);
+                Box::pin(async move {
+                    let started = std::time::Instant::now();
+                    let outcome = call.await;
+                    metrics::module_call(&module, started.elapsed());
+                    outcome
+                })
             }
         }
     }
@@ -365,7 +380,7 @@ impl Handler {
     async fn answer(&mut self, outcome: CallOutcome) {
         let envelope = match outcome {
             Ok(Some(envelope)) => envelope,
-            Ok(None) => return,
+            Ok(None) => return metrics::message(None),
             Err(error) => {
                 if error.is_internal() {
                     let route = self.calling.as_ref();
@@ -387,6 +402,7 @@ impl Handler {
                 error.envelope()
             }
         };
+        metrics::message(Some(envelope.status));
         self.write(text(&envelope)).await;
     }
 }

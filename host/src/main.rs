@@ -33,6 +33,7 @@ mod ip_limit;
 mod log_file;
 mod log_limit;
 mod manager;
+mod metrics;
 mod new_module;
 mod outbound;
 mod plugins;

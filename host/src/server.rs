@@ -35,6 +35,7 @@ use crate::{
     ip_limit::IpLimit,
     log_file::{self, LogFile},
     log_limit, manager,
+    metrics::{self, Handshake, Metrics},
     plugins::{bridge::Hook, watcher, Plugins},
     process::{self, RuntimeFiles},
     readiness,
@@ -81,6 +82,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         ));
     }
     let log = log_file::init(&runtime, &config.log)?;
+    let metrics = Metrics::install()?;
     let open_files = process::raise_open_files();
 
     if config.auth.key == auth::DEFAULT_KEY && !is_loopback(&config.outside.host) {
@@ -201,7 +203,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
 
     let tracker = TaskTracker::new();
-    tokio::spawn(manager::serve(shared.clone(), manager_listener));
+    tokio::spawn(manager::serve(shared.clone(), metrics, manager_listener));
     tokio::spawn(signals(shared.clone(), log));
     tokio::spawn(log_limit::run_summaries(shared.shutdown.clone()));
     let listener = Listener {
@@ -361,11 +363,15 @@ async fn handle(
     let timeout = Duration::from_secs(shared.config.limits.handshake_timeout_s);
     let (head, rest) = match tokio::time::timeout(timeout, handshake::read_head(&mut socket)).await
     {
-        Err(_) => return tracing::debug!(%peer, "handshake timeout"),
+        Err(_) => {
+            metrics::handshake(Handshake::Timeout);
+            return tracing::debug!(%peer, "handshake timeout");
+        }
         Ok(Err(HeadError::Io(error))) => {
             return tracing::debug!(%peer, "gone before its request: {error}")
         }
         Ok(Err(HeadError::Malformed)) => {
+            metrics::handshake(Handshake::BadRequest);
             let _ = handshake::respond(&mut socket, 400, &[], "text/plain", "bad request\n").await;
             return;
         }
@@ -377,10 +383,12 @@ async fn handle(
     // An invalid handshake is a 400 whatever else it carries (RFC 6455 §4.2.1).
     if let Err(bad) = handshake::check_upgrade(&head) {
         tracing::debug!(%peer, "bad handshake: {}", bad.reason());
+        metrics::handshake(Handshake::BadRequest);
         let _ = handshake::reject_upgrade(&mut socket, bad).await;
         return;
     }
     if shared.shutdown.is_stopping() {
+        metrics::handshake(Handshake::Unavailable);
         let _ = handshake::respond(&mut socket, 503, &[], "text/plain", "server stopping\n").await;
         return;
     }
@@ -389,6 +397,7 @@ async fn handle(
         if log_limit::admit(Level::WARN, message, message) {
             tracing::warn!(%peer, "{message}");
         }
+        metrics::handshake(Handshake::Unavailable);
         let _ = handshake::respond(
             &mut socket,
             503,
@@ -413,6 +422,7 @@ async fn handle(
         Ok(identity) => identity,
         Err(error) => {
             tracing::info!(%ip, "handshake refused: {error}");
+            metrics::handshake(Handshake::Forbidden);
             let _ = handshake::respond(
                 &mut socket,
                 403,
@@ -425,7 +435,7 @@ async fn handle(
         }
     };
     match handshake::accept_upgrade(&mut socket, &head).await {
-        Ok(true) => {}
+        Ok(true) => metrics::handshake(Handshake::Ok),
         Ok(false) | Err(_) => return,
     }
     // The connection's first and last lines name its fd and client address (README.md,

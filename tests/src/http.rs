@@ -35,6 +35,12 @@ impl HttpResponse {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {:?}", self.text()))
+    }
 }
 
 /// Sends `GET <path>` with `Connection: close` and reads the whole response.
@@ -53,6 +59,23 @@ pub async fn http_raw(addr: SocketAddr, request: &str) -> HttpResponse {
         Ok(response) => response,
         Err(_) => panic!("{request:?} got no complete response within {RECV_TIMEOUT:?}"),
     }
+}
+
+/// Sends `method path` with `headers` and `body` (its `Content-Length` added) and
+/// `Connection: close`, and reads the whole response.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    http_raw(addr, &request).await
 }
 
 /// Writes `request`, reads the head and then the body (by `Content-Length`, else to EOF).

@@ -10,7 +10,8 @@
 //! - [`host`]: [`TestHost`], one running host process: start, output, console, stop.
 //! - [`client`]: a WebSocket [`Client`] with timeouts that fail with a clear message.
 //! - [`envelope`]: [`Envelope`], a server reply, kept as text and as parsed JSON.
-//! - [`http`]: a raw HTTP/1.1 `GET` for the non-upgrade requests, and hand-written requests.
+//! - [`http`]: raw HTTP/1.1 requests: a `GET` for the non-upgrade requests, any method
+//!   with a body (the manager's HTTP API), and hand-written requests.
 //! - [`raw`]: [`RawClient`] and [`RawFrame`], a raw-socket WebSocket client that can
 //!   break every rule of RFC 6455 (the conformance suite's frame writer and reader).
 //! - [`redis`]: [`RedisServer`], a private `redis-server` a test can stop and restart.
@@ -48,7 +49,7 @@ pub use client::{
 pub use config::Config;
 pub use envelope::{Envelope, ACK};
 pub use host::{ConsoleOutput, HostBuilder, HostDir, TestHost};
-pub use http::{http_get, http_raw, HttpResponse};
+pub use http::{http_get, http_raw, http_request, HttpResponse};
 pub use mariadb::MariaDb;
 pub use nginx::Nginx;
 pub use notify::NotifySocket;

@@ -392,3 +392,59 @@ async fn a_closed_connection_leaves_the_registry() {
         .await;
     assert_eq!(reply.param(), Some(&json!({"local": 0, "nodes": 0})));
 }
+
+/// Sends one text frame of `len` bytes (a `say` padded with spaces) to the manager;
+/// returns its answer.
+async fn manager_frame_of(host: &TestHost, len: usize) -> mswoole_tests::Envelope {
+    let command = r#"{"method":"say","say":"big"}"#;
+    let padded = format!("{command}{}", " ".repeat(len - command.len()));
+    host.manager_text(&padded).await
+}
+
+#[tokio::test]
+async fn a_command_over_manager_max_message_bytes_is_answered_400_too_large() {
+    let host = TestHost::start("").await;
+    let mut user = host.connect_user().await;
+    // 1 MiB by default; 32 MiB used to drop the connection without an answer.
+    for len in [1024 * 1024 + 1, 2 * 1024 * 1024, 32 * 1024 * 1024] {
+        manager_frame_of(&host, len)
+            .await
+            .assert_is(400, "tooLarge");
+    }
+    user.expect_silence(QUIET).await;
+    // At the limit it is a command like any other.
+    manager_frame_of(&host, 1024 * 1024)
+        .await
+        .assert_is(200, "saySuccess");
+    user.expect_envelope(200, "serverBroadcast").await;
+}
+
+#[tokio::test]
+async fn a_frame_for_clients_over_limits_max_message_bytes_is_400_too_large() {
+    let host = TestHost::start("[limits]\nmax_message_bytes = 1000").await;
+    let mut user = host.connect_user().await;
+    let fd = user.fd().await;
+    let big = "x".repeat(1000);
+    for command in [
+        json!({"method": "say", "say": big}),
+        json!({"method": "push", "fd": fd, "event": "e", "info": big}),
+        json!({"method": "broadcast", "key": "LIVE_USER_ROOM_demo", "param": big}),
+    ] {
+        host.manager(&command).await.assert_is(400, "tooLarge");
+    }
+    user.expect_silence(QUIET).await;
+    host.manager(&json!({"method": "say", "say": "x".repeat(900)}))
+        .await
+        .assert_is(200, "saySuccess");
+    user.expect_envelope(200, "serverBroadcast").await;
+}
+
+#[tokio::test]
+async fn a_binary_frame_is_answered_400_bad_request() {
+    let host = TestHost::start("").await;
+    let mut manager = connect(host.manager, "/")
+        .await
+        .expect("the manager upgrades");
+    manager.send_binary(br#"{"method":"status"}"#).await;
+    manager.expect_envelope(400, "badRequest").await;
+}

@@ -225,3 +225,44 @@ fn test_ports_come_from_outside_the_ephemeral_range_and_never_repeat() {
     unique.dedup();
     assert_eq!(unique.len(), ports.len(), "{ports:?}");
 }
+
+#[tokio::test]
+async fn manager_broadcast_reaches_set_members_on_every_node() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "node-a").await, node(&redis, "node-b").await);
+    let mut members = Vec::new();
+    // Five phone users on a, two on b, all in room demo's user set.
+    for (host, uids) in [(&a, 1..=5), (&b, 6..=7)] {
+        for uid in uids {
+            let token = mswoole_tests::Token::wechat_user(&uid.to_string()).mint();
+            let mut user = host.connect(&format!("/live?auth={token}")).await;
+            user.call(&json!({"method": "live.user.join"}))
+                .await
+                .assert_is(200, "userJoinSuccess");
+            members.push(user);
+        }
+    }
+    let command = json!({"method": "broadcast", "key": "LIVE_USER_ROOM_demo", "event": "x", "info": "y", "param": [1]});
+    let reply = b.manager(&command).await;
+    reply.assert_is(200, "broadcastSuccess");
+    assert_eq!(reach(&reply), (2, 1), "two members on b, five relayed to a");
+    for member in &mut members {
+        assert_eq!(
+            member.recv_text().await,
+            r#"{"status":200,"event":"x","info":"y","param":[1]}"#
+        );
+    }
+    // The HTTP form goes the same way.
+    let reply = mswoole_tests::http_request(
+        a.manager,
+        "POST",
+        "/api/broadcast",
+        &[],
+        &command.to_string(),
+    )
+    .await;
+    assert_eq!(reply.json()["param"], json!({"local": 5, "nodes": 1}));
+    for member in &mut members {
+        member.expect_envelope(200, "x").await;
+    }
+}

@@ -286,6 +286,7 @@ impl Plugins {
 
     fn refuse(&self, file: &Path, reason: String) {
         tracing::error!(file = %file.display(), "plugin refused: {reason}");
+        crate::metrics::plugin_refused();
         let refusal = Refusal {
             file: file.to_path_buf(),
             reason,
@@ -351,6 +352,10 @@ impl Plugins {
         table.insert(generation.spec.name.clone(), generation.clone());
         self.current.store(Arc::new(table));
         lock(&self.refusals).remove(file);
+        match previous {
+            Some(_) => crate::metrics::plugin_swapped(&generation.spec.name),
+            None => crate::metrics::module_loaded(&generation.spec.name),
+        }
         tracing::info!(
             module = %generation.spec.name,
             version = %generation.spec.version,

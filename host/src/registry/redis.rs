@@ -106,12 +106,16 @@ fn map_error(error: RedisError) -> RegistryError {
 
 /// Awaits a Redis reply for at most [`COMMAND_TIMEOUT`]: past that, Redis counts as away.
 async fn within<T>(reply: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, reply).await {
+    let outcome = match tokio::time::timeout(COMMAND_TIMEOUT, reply).await {
         Ok(result) => result.map_err(map_error),
         Err(_) => Err(RegistryError::Unavailable(
             "Redis did not answer in time".into(),
         )),
+    };
+    if outcome.is_err() {
+        crate::metrics::registry_error();
     }
+    outcome
 }
 
 fn node_marker(node: &str) -> String {

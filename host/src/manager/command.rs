@@ -1,0 +1,367 @@
+//! The manager's commands, typed: parsed once from either transport, executed by one
+//! function each, answered with one [`Answer`].
+//!
+//! The WebSocket form (`{"method":"push",...}`, what the console sends) and the HTTP
+//! form (`POST /api/push` with the same body) used to be separate untyped copies that
+//! drifted; now [`Command::parse`] is the only reader of a command body and
+//! [`Command::execute`] the only place a command acts (README.md, "Console and
+//! manager port" and "HTTP API").
+//!
+//! Frames the manager sends clients (`say`, `push`, `broadcast`) are held to
+//! `limits.max_message_bytes`, what a client may send itself, and go through
+//! [`Delivery`](crate::delivery::Delivery) like modules' frames, so they reach
+//! connections on every node.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::{
+    delivery::Reach,
+    envelope::Envelope,
+    plugins::bridge::Hook,
+    process,
+    registry::{is_host_key, RegistryError},
+    shared::Shared,
+};
+
+/// Whom a `push` goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// One connection, on whatever node holds it.
+    Fd(String),
+    /// The connection a phone user's uid maps to, if any.
+    Uid(String),
+}
+
+/// One manager command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Rescan the plugin directory, then `onReload`.
+    Reload,
+    /// Stop the host once the answer is sent (WebSocket only: README.md, "HTTP API").
+    Stop,
+    /// What `mswoole status` shows.
+    Status,
+    /// `serverBroadcast` to every client on every node; the frame, rendered.
+    Say(Utf8Bytes),
+    /// An envelope to one connection.
+    Push(Recipient, Utf8Bytes),
+    /// An envelope to every member of a set (its name as modules give it).
+    Broadcast(String, Utf8Bytes),
+}
+
+/// A command's answer: the envelope both transports send, and the HTTP status it goes with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The HTTP status: 200 for every answer of a command that ran, the refusal's
+    /// status otherwise (400 for bad input, 401, 403, 404, 405).
+    pub http: u16,
+    /// The envelope.
+    pub envelope: Envelope,
+    /// Stop the host once this answer is sent.
+    pub then_stop: bool,
+}
+
+impl Answer {
+    fn ran(envelope: Envelope) -> Answer {
+        Answer {
+            http: 200,
+            envelope,
+            then_stop: false,
+        }
+    }
+
+    /// A refusal before any command ran; its HTTP status is the envelope's.
+    pub fn refused(envelope: Envelope) -> Answer {
+        Answer {
+            http: envelope.status,
+            envelope,
+            then_stop: false,
+        }
+    }
+
+    /// 400 `badRequest`: not a JSON object, or a binary frame.
+    pub fn bad_request() -> Answer {
+        Answer::refused(Envelope::new(400, "badRequest", "请求格式错误"))
+    }
+
+    /// 400 `tooLarge`: over `manager.max_message_bytes`, or a frame for clients over
+    /// `limits.max_message_bytes`.
+    pub fn too_large(limit: usize) -> Answer {
+        Answer::refused(Envelope::new(
+            400,
+            "tooLarge",
+            &format!("请求过大 (limit {limit} bytes)"),
+        ))
+    }
+
+    /// The envelope's JSON.
+    pub fn to_json(&self) -> String {
+        self.envelope.to_json()
+    }
+}
+
+fn ok(method: &str, param: Value) -> Answer {
+    Answer::ran(Envelope::new(200, &format!("{method}Success"), "执行完成").with_param(&param))
+}
+
+fn bad_parameter(name: &str) -> Answer {
+    Answer::ran(Envelope::new(
+        401,
+        "badParameter",
+        &format!("参数错误: {name}"),
+    ))
+}
+
+fn unavailable(method: &str, error: RegistryError) -> Answer {
+    tracing::warn!("manager {method}: {error}");
+    Answer::ran(Envelope::new(503, "unavailable", "服务暂不可用"))
+}
+
+/// The answer of `say`, `push` and `broadcast`: how far the frame went.
+fn reached(method: &str, reach: Result<Reach, RegistryError>) -> Answer {
+    match reach {
+        Ok(reach) => ok(method, json!({"local": reach.local, "nodes": reach.nodes})),
+        Err(error) => unavailable(method, error),
+    }
+}
+
+impl Command {
+    /// Reads command `method` from its body. `max_frame` is `limits.max_message_bytes`:
+    /// no frame larger than a client may send goes to clients.
+    pub fn parse(
+        method: &str,
+        body: &Map<String, Value>,
+        max_frame: usize,
+    ) -> Result<Command, Answer> {
+        let frame = |envelope: Envelope| {
+            let text = envelope.to_json();
+            match text.len() > max_frame {
+                true => Err(Answer::too_large(max_frame)),
+                false => Ok(Utf8Bytes::from(text)),
+            }
+        };
+        match method {
+            "reload" => Ok(Command::Reload),
+            "stop" => Ok(Command::Stop),
+            "status" => Ok(Command::Status),
+            "say" => match body.get("say") {
+                Some(say) => {
+                    frame(Envelope::new(200, "serverBroadcast", "收到服务广播内容").with_param(say))
+                        .map(Command::Say)
+                }
+                None => Err(bad_parameter("say")),
+            },
+            "push" => {
+                let recipient = match (
+                    body.get("fd").and_then(id_text),
+                    body.get("uid").and_then(id_text),
+                ) {
+                    (Some(fd), _) => Recipient::Fd(fd),
+                    (None, Some(uid)) => Recipient::Uid(uid),
+                    (None, None) => return Err(bad_parameter("fd or uid")),
+                };
+                Ok(Command::Push(recipient, frame(carried(body)?)?))
+            }
+            "broadcast" => {
+                let Some(key) = body
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .filter(|k| !k.is_empty() && !is_host_key(k))
+                else {
+                    return Err(bad_parameter("key"));
+                };
+                Ok(Command::Broadcast(key.to_string(), frame(carried(body)?)?))
+            }
+            _ => Err(Answer::refused(Envelope::new(
+                400,
+                "unknownCommand",
+                "未知命令",
+            ))),
+        }
+    }
+
+    /// The command's name, as its answer's event says it.
+    fn method(&self) -> &'static str {
+        match self {
+            Command::Reload => "reload",
+            Command::Stop => "stop",
+            Command::Status => "status",
+            Command::Say(_) => "say",
+            Command::Push(..) => "push",
+            Command::Broadcast(..) => "broadcast",
+        }
+    }
+
+    /// Runs the command.
+    pub async fn execute(self, shared: &Shared) -> Answer {
+        let method = self.method();
+        match self {
+            Command::Reload => ok(method, reload(shared).await),
+            Command::Stop => Answer {
+                then_stop: true,
+                ..ok(method, json!({"pid": std::process::id()}))
+            },
+            Command::Status => ok(method, status(shared).await),
+            Command::Say(frame) => reached(method, shared.delivery.to_all(&frame).await),
+            Command::Push(recipient, frame) => {
+                let fd = match recipient {
+                    Recipient::Fd(fd) => fd,
+                    Recipient::Uid(uid) => match shared.registry.uid_fd(&uid).await {
+                        Ok(Some(fd)) => fd,
+                        Ok(None) => return ok(method, json!({"local": 0, "nodes": 0})),
+                        Err(error) => return unavailable(method, error),
+                    },
+                };
+                reached(method, shared.delivery.to_fds(&[fd], &frame).await)
+            }
+            // Members on other nodes are reached through the registry's relay, as a
+            // module's `send_to_set` reaches them (README.md, "Several hosts behind one Redis").
+            Command::Broadcast(key, frame) => match shared.registry.set_members(&key).await {
+                Ok(members) => reached(method, shared.delivery.to_fds(&members, &frame).await),
+                Err(error) => unavailable(method, error),
+            },
+        }
+    }
+}
+
+/// The envelope a `push` or `broadcast` carries, from its `status`, `event`, `info`, `param`.
+fn carried(body: &Map<String, Value>) -> Result<Envelope, Answer> {
+    let status = match body.get("status") {
+        None => 200,
+        Some(value) => value
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| bad_parameter("status"))?,
+    };
+    let text = |name: &str| match body.get(name) {
+        None => Ok(String::new()),
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(_) => Err(bad_parameter(name)),
+    };
+    let envelope = Envelope::new(status, &text("event")?, &text("info")?);
+    Ok(match body.get("param") {
+        Some(param) => envelope.with_param(param),
+        None => envelope,
+    })
+}
+
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// Rescans the plugin directory, then runs `onReload` on every module.
+pub async fn reload(shared: &Shared) -> Value {
+    let loaded = shared.plugins.scan().await;
+    let timeout = Duration::from_millis(shared.config.limits.call_timeout_ms);
+    shared.plugins.hook_all(Hook::Reload, timeout).await;
+    tracing::info!(loaded, "reload: plugins rescanned, onReload sent");
+    let (_, refusals) = shared.plugins.status();
+    json!({"loaded": loaded, "refusals": refusals})
+}
+
+/// What `mswoole status` shows.
+pub async fn status(shared: &Shared) -> Value {
+    let (plugins, refusals) = shared.plugins.status();
+    let registered = shared.registry.connection_count().await.ok();
+    let nodes = match shared.registry.nodes().await {
+        Ok(nodes) if !nodes.is_empty() => json!(nodes),
+        Ok(_) => json!([shared.node_id]),
+        Err(error) => json!({"error": error.to_string()}),
+    };
+    json!({
+        "pid": std::process::id(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "connections": shared.clients.len(),
+        "registered": registered,
+        "max_connections": shared.max_connections,
+        "dropped_frames": shared.clients.dropped(),
+        "uptime_s": shared.started.elapsed().as_secs(),
+        "memory_kb": process::resident_kib(),
+        "node": shared.node_id,
+        "nodes": nodes,
+        "plugin_dir": shared.plugins.dir().display().to_string(),
+        "plugins": plugins,
+        "refusals": refusals,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn push_takes_an_fd_before_a_uid_and_renders_the_frame_once() {
+        let command = Command::parse(
+            "push",
+            &body(json!({"fd": "n/1/2", "uid": 7, "event": "e", "info": "i", "param": [1]})),
+            1024,
+        );
+        assert_eq!(
+            command,
+            Ok(Command::Push(
+                Recipient::Fd("n/1/2".into()),
+                Utf8Bytes::from(r#"{"status":200,"event":"e","info":"i","param":[1]}"#)
+            ))
+        );
+        let command = Command::parse("push", &body(json!({"uid": 7})), 1024);
+        assert!(
+            matches!(command, Ok(Command::Push(Recipient::Uid(ref uid), _)) if uid == "7"),
+            "{command:?}"
+        );
+    }
+
+    #[test]
+    fn frames_for_clients_are_held_to_their_limit() {
+        let say = |len: usize| body(json!({"say": "x".repeat(len)}));
+        // The envelope around `say` takes 77 bytes.
+        let framing = Envelope::new(200, "serverBroadcast", "收到服务广播内容")
+            .with_param(&json!(""))
+            .to_json()
+            .len();
+        assert!(Command::parse("say", &say(100 - framing), 100).is_ok());
+        let refused = Command::parse("say", &say(101 - framing), 100);
+        assert_eq!(refused, Err(Answer::too_large(100)));
+        let push = body(json!({"fd": "f", "param": "x".repeat(200)}));
+        assert_eq!(
+            Command::parse("push", &push, 100),
+            Err(Answer::too_large(100))
+        );
+    }
+
+    #[test]
+    fn bad_parameters_and_unknown_commands_are_refused() {
+        let refused = |method: &str, value: Value| match Command::parse(method, &body(value), 1024)
+        {
+            Err(answer) => (answer.envelope.status, answer.envelope.event),
+            Ok(command) => panic!("{method} accepted: {command:?}"),
+        };
+        assert_eq!(refused("say", json!({})), (401, "badParameter".into()));
+        assert_eq!(
+            refused("push", json!({"fd": ""})),
+            (401, "badParameter".into())
+        );
+        assert_eq!(
+            refused("push", json!({"fd": "f", "status": "x"})),
+            (401, "badParameter".into())
+        );
+        assert_eq!(
+            refused("broadcast", json!({"key": "WEBSOCKET_FD"})),
+            (401, "badParameter".into())
+        );
+        assert_eq!(refused("dance", json!({})), (400, "unknownCommand".into()));
+    }
+}

@@ -1,0 +1,108 @@
+//! The manager's WebSocket form: one JSON command per connection, answered, then
+//! closed, as MSwoole's manager did and the console (`host/src/cli.rs`) still speaks.
+//!
+//! The command names itself (`method`) and, with `manager.token` set, carries the token
+//! in a `token` field. A frame over `manager.max_message_bytes` is answered 400
+//! `tooLarge` — tungstenite refuses it from its header, before reading it — and what
+//! the client still sends is drained so the answer is not lost to a reset. A binary
+//! frame is answered 400 `badRequest`.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{
+        error::CapacityError, protocol::Role, protocol::WebSocketConfig, Error as WsError, Message,
+        Utf8Bytes,
+    },
+    WebSocketStream,
+};
+
+use super::{
+    command::{Answer, Command},
+    drain, token_matches, COMMAND_TIMEOUT,
+};
+use crate::{envelope::Envelope, handshake::Head, shared::Shared};
+
+/// What the client's first data frame came to.
+enum Received {
+    /// A text frame.
+    Text(Utf8Bytes),
+    /// Refused before it was read as a command.
+    Refused {
+        answer: Answer,
+        /// Bytes of the refused frame may still be on their way.
+        drain: bool,
+    },
+}
+
+/// One WebSocket manager connection, from the upgrade request on.
+pub async fn session(shared: &Arc<Shared>, mut socket: TcpStream, head: Head, rest: Vec<u8>) {
+    match crate::handshake::accept_upgrade(&mut socket, &head).await {
+        Ok(true) => {}
+        Ok(false) | Err(_) => return,
+    }
+    let max = shared.config.manager.max_message_bytes;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let mut ws =
+        WebSocketStream::from_partially_read(socket, rest, Role::Server, Some(config)).await;
+    let received = match tokio::time::timeout(COMMAND_TIMEOUT, first_frame(&mut ws, max)).await {
+        Ok(Some(received)) => received,
+        Ok(None) | Err(_) => return,
+    };
+    let (answer, then_drain) = match received {
+        Received::Text(text) => (run(shared, text.as_str()).await, false),
+        Received::Refused { answer, drain } => (answer, drain),
+    };
+    let _ = ws
+        .send(Message::Text(Utf8Bytes::from(answer.to_json())))
+        .await;
+    let _ = ws.close(None).await;
+    if then_drain {
+        drain(ws.get_mut()).await;
+    }
+    if answer.then_stop {
+        shared.shutdown.stop();
+    }
+}
+
+/// Waits for the first data frame; `None` when the client leaves without one.
+async fn first_frame(ws: &mut WebSocketStream<TcpStream>, max: usize) -> Option<Received> {
+    loop {
+        return match ws.next().await? {
+            Ok(Message::Text(text)) => Some(Received::Text(text)),
+            Ok(Message::Binary(_)) => Some(Received::Refused {
+                answer: Answer::bad_request(),
+                drain: false,
+            }),
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Ok(Message::Close(_)) => None,
+            Err(WsError::Capacity(
+                CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
+            )) => Some(Received::Refused {
+                answer: Answer::too_large(max),
+                drain: true,
+            }),
+            Err(_) => None,
+        };
+    }
+}
+
+/// Reads, checks and runs one command text.
+async fn run(shared: &Shared, text: &str) -> Answer {
+    let Ok(Value::Object(body)) = serde_json::from_str::<Value>(text) else {
+        return Answer::bad_request();
+    };
+    if !token_matches(shared, body.get("token").and_then(Value::as_str)) {
+        return Answer::refused(Envelope::new(403, "forbidden", "token 错误"));
+    }
+    let method = body.get("method").and_then(Value::as_str).unwrap_or("");
+    match Command::parse(method, &body, shared.config.limits.max_message_bytes) {
+        Ok(command) => command.execute(shared).await,
+        Err(refusal) => refusal,
+    }
+}
