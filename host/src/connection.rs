@@ -16,7 +16,7 @@
 //! when the socket cannot take the close frame within [`CLOSE_GRACE`] (a slow consumer
 //! that stopped reading), the connection ends with a TCP reset instead, so the client
 //! can tell it apart from an orderly end (README, "Bad input"). Whatever ends the
-//! connection, the close sequence of DESIGN §2 runs.
+//! connection, the close sequence runs (README, "The protocol in brief"; `mswoole_core::close`).
 //!
 //! Each message is counted against `limits.messages_per_s` as it arrives
 //! ([`MessageRate`]): one over the rate waits in line like the others and is answered

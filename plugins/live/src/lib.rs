@@ -1,4 +1,4 @@
-//! The Live module (DESIGN §8): rooms of phone users (`wechatUser`) and big screens (`wall`).
+//! The Live module (docs/PROTOCOL.md, "Live actions"): rooms of phone users (`wechatUser`) and big screens (`wall`).
 //!
 //! A room is the token's `code`, which the host injects into every message together
 //! with `fd` and `auth`; nothing else the client sends is trusted for them. Every
