@@ -85,7 +85,7 @@ impl fmt::Display for CallError {
             CallError::MethodNotFound => f.write_str("method not found"),
             CallError::Refused { status, event, .. } => write!(f, "refused: {status} {event}"),
             CallError::TooManyRequests => f.write_str("too many requests"),
-            CallError::Unavailable(detail) => write!(f, "registry unavailable: {detail}"),
+            CallError::Unavailable(detail) => write!(f, "unavailable: {detail}"),
             CallError::Storage(detail) => write!(f, "storage error: {detail}"),
             CallError::Failed(detail) => write!(f, "module failed: {detail}"),
             CallError::Panicked(detail) => write!(f, "module panicked: {detail}"),

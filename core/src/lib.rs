@@ -14,6 +14,7 @@
 //! - [`envelope`]: the frame text `{"status","event","info","param"}`.
 //! - [`identity`]: fds and decoded tokens.
 //! - [`registry`]: the registry trait, key names, and the memory backend.
+//! - [`io`]: databases and HTTP as a module reaches them (the work is the host's or the kit's).
 //! - [`services`]: the host API a module calls, on top of a registry and an outlet.
 //! - [`close`]: the close sequence every connection ends with.
 //! - [`boundary`]: values into and out of a module, converted once.
@@ -25,6 +26,7 @@ pub mod close;
 pub mod envelope;
 pub mod error;
 pub mod identity;
+pub mod io;
 pub mod message;
 pub mod registry;
 pub mod router;

@@ -19,12 +19,14 @@ use abi_stable::{
 use async_ffi::FutureExt as _;
 use async_trait::async_trait;
 use mswoole_plugin_api::{
-    ffi::{Envelope as FfiEnvelope, HostApi, HostApiBox, HostApi_TO, HostFuture},
-    HostError, LogLevel, PLUGIN_API_VERSION,
+    ffi::{Envelope as FfiEnvelope, HostApi, HostApiBox, HostApi_TO, HostFuture, IoFuture},
+    HostError, IoError, IoErrorKind, LogLevel, PLUGIN_API_VERSION,
 };
+use serde_json::Value;
 
 use crate::{
     boundary::render,
+    io::{HttpCall, IoFailure, IoKind, ModuleIo},
     registry::{close_keys_key, controllers_key, is_host_key, Registry, RegistryError},
 };
 
@@ -96,6 +98,8 @@ pub struct Services {
     pub registry: Arc<dyn Registry>,
     /// Frames, closes, sleeps and logs.
     pub outlet: Arc<dyn Outlet>,
+    /// Databases and HTTP.
+    pub io: Arc<dyn ModuleIo>,
     /// The module's name, for log lines.
     pub module: Arc<str>,
 }
@@ -110,8 +114,12 @@ impl Services {
 impl From<RegistryError> for HostError {
     fn from(error: RegistryError) -> Self {
         match error {
-            RegistryError::Unavailable(detail) => HostError::Unavailable(detail.into()),
-            RegistryError::Storage(detail) => HostError::Storage(detail.into()),
+            RegistryError::Unavailable(detail) => {
+                HostError::Unavailable(format!("registry: {detail}").into())
+            }
+            RegistryError::Storage(detail) => {
+                HostError::Storage(format!("registry: {detail}").into())
+            }
         }
     }
 }
@@ -339,6 +347,101 @@ impl HostApi for Services {
     fn timer_cancel(&self, name: RString) -> bool {
         self.outlet.cancel_timer(&self.module, &name)
     }
+
+    fn database_info(&self, db: RString) -> RResult<RString, IoError> {
+        self.io
+            .database_info(&db)
+            .map(|info| RString::from(info.to_json().to_string()))
+            .map_err(ffi_error)
+            .into()
+    }
+
+    fn query(&self, db: RString, sql: RString, params: RString) -> IoFuture {
+        let io = self.io.clone();
+        io_future(async move {
+            let params = params_of(&params)?;
+            let rows = io
+                .query(db.into_string(), sql.into_string(), params)
+                .await?;
+            Ok(Value::Array(rows.into_iter().map(Value::Object).collect()))
+        })
+    }
+
+    fn execute(&self, db: RString, sql: RString, params: RString) -> IoFuture {
+        let io = self.io.clone();
+        io_future(async move {
+            let params = params_of(&params)?;
+            let done = io
+                .execute(db.into_string(), sql.into_string(), params)
+                .await?;
+            Ok(done.to_json())
+        })
+    }
+
+    fn transaction(&self, db: RString, statements: RVec<Tuple2<RString, RString>>) -> IoFuture {
+        let io = self.io.clone();
+        io_future(async move {
+            let mut list = Vec::with_capacity(statements.len());
+            for (i, Tuple2(sql, params)) in statements.into_iter().enumerate() {
+                let params = params_of(&params).map_err(|e| {
+                    IoFailure::new(e.kind, format!("statement {}: {}", i + 1, e.detail))
+                })?;
+                list.push((sql.into_string(), params));
+            }
+            let done = io.transaction(db.into_string(), list).await?;
+            Ok(Value::Array(done.iter().map(|d| d.to_json()).collect()))
+        })
+    }
+
+    fn http(&self, request: RString) -> IoFuture {
+        let io = self.io.clone();
+        io_future(async move {
+            let call = serde_json::from_str::<Value>(&request)
+                .map_err(|e| e.to_string())
+                .and_then(|value| HttpCall::from_json(&value))
+                .map_err(|e| IoFailure::new(IoKind::BadStatement, format!("request: {e}")))?;
+            Ok(io.http(call).await?.to_json())
+        })
+    }
+}
+
+/// Parameters as a module sent them: a JSON array, else `BadStatement`.
+fn params_of(text: &str) -> Result<Vec<Value>, IoFailure> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(params)) => Ok(params),
+        _ => Err(IoFailure::new(
+            IoKind::BadStatement,
+            "parameters must be a JSON array",
+        )),
+    }
+}
+
+/// A failure as it crosses the ABI.
+pub fn ffi_error(failure: IoFailure) -> IoError {
+    let kind = match failure.kind {
+        IoKind::UnknownDatabase => IoErrorKind::UnknownDatabase,
+        IoKind::BadStatement => IoErrorKind::BadStatement,
+        IoKind::Constraint => IoErrorKind::Constraint,
+        IoKind::Timeout => IoErrorKind::Timeout,
+        IoKind::Unreachable => IoErrorKind::Unreachable,
+        IoKind::TooLarge => IoErrorKind::TooLarge,
+        IoKind::BadUrl => IoErrorKind::BadUrl,
+    };
+    IoError::new(kind, failure.detail)
+}
+
+/// Turns an I/O `async` block into the future a module awaits: JSON text or an [`IoError`].
+fn io_future<F>(work: F) -> IoFuture
+where
+    F: Future<Output = Result<Value, IoFailure>> + Send + 'static,
+{
+    async move {
+        match work.await {
+            Ok(value) => RResult::ROk(RString::from(value.to_string())),
+            Err(failure) => RResult::RErr(ffi_error(failure)),
+        }
+    }
+    .into_ffi()
 }
 
 impl Services {

@@ -312,46 +312,7 @@ fn log_level(level: &str) -> Result<(), String> {
         .map_err(|e| format!("log.level {level:?} is not a valid filter: {e}"))
 }
 
-/// `[databases.<name>]`: one SQL database modules reach through the host (docs/DATABASES.md).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Database {
-    /// `mysql://USER:PASS@HOST:PORT/DB`, `postgres://…`, `sqlite://REL` (relative to the config
-    /// file's directory) or `sqlite:///ABS`; empty while not given (only `default` has a default).
-    pub url: String,
-    /// Most connections the pool opens.
-    pub max_connections: u32,
-    /// Milliseconds one call (pool wait included) may take before it fails with `Timeout`.
-    pub timeout_ms: u64,
-    /// A table prefix modules may read; the host applies it nowhere.
-    pub prefix: String,
-}
-
-impl Default for Database {
-    fn default() -> Self {
-        Database {
-            url: String::new(),
-            max_connections: 10,
-            timeout_ms: 3000,
-            prefix: String::new(),
-        }
-    }
-}
-
-/// Written by hand so that a `{:?}` of the config never shows a password.
-impl fmt::Debug for Database {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Database")
-            .field("url", &crate::databases::redact(&self.url))
-            .field("max_connections", &self.max_connections)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("prefix", &self.prefix)
-            .finish()
-    }
-}
-
-/// Every configured database by name: what `Databases::open` takes.
-pub type DatabasesConfig = BTreeMap<String, Database>;
+pub use mswoole_io::DatabasesConfig;
 
 /// The database every deployment has, unless the config defines it itself.
 pub const DEFAULT_DATABASE: &str = "default";
@@ -742,7 +703,7 @@ impl Config {
                     name.to_ascii_uppercase()
                 ));
             }
-            crate::databases::check_url(&db.url, &self.dir)
+            mswoole_io::databases::check_url(&db.url, &self.dir)
                 .map_err(|e| format!("databases.{name}.url: {e}"))?;
             positive(
                 &format!("databases.{name}.max_connections"),

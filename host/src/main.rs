@@ -19,16 +19,10 @@ mod cli;
 mod clients;
 mod config;
 mod connection;
-// Modules will reach it through the host API (mswoole_core::services); not yet exposed to them (docs/DATABASES.md).
-#[allow(dead_code)]
-mod databases;
 mod delivery;
 mod demo;
 mod frame_error;
 mod handshake;
-// The plugin host API will call it (docs/HTTP.md); not yet exposed to modules.
-#[allow(dead_code)]
-mod http_client;
 mod ip_limit;
 mod log_file;
 mod log_limit;

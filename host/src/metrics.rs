@@ -17,7 +17,9 @@ use std::{
     time::Duration,
 };
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Counter};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Seconds between folding histogram samples into their buckets.
@@ -297,4 +299,10 @@ pub fn plugin_refused() {
 /// A registry command failed.
 pub fn registry_error() {
     counter!("mswoole_registry_errors_total").increment(1);
+}
+
+/// A module's SQL call to `db` took `elapsed`.
+pub fn database_query(db: &str, elapsed: Duration) {
+    histogram!("mswoole_database_query_seconds", "db" => db.to_string())
+        .record(elapsed.as_secs_f64());
 }

@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use mswoole_io::{Databases, HttpClient, Io};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
@@ -26,11 +27,9 @@ use crate::{
     clients::Clients,
     config::{Backend, Config},
     connection,
-    databases::Databases,
     delivery::Delivery,
     demo,
     handshake::{self, Head, HeadError},
-    http_client::HttpClient,
     identity::{FdIds, Identity},
     ip_limit::IpLimit,
     log_file::{self, LogFile},
@@ -95,6 +94,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let databases = Arc::new(Databases::open(&config.databases, &config.dir)?);
     tokio::spawn(probe_databases(databases.clone()));
     let http = Arc::new(HttpClient::new(config.limits.http_max_response_bytes)?);
+    let io = Io::new(databases, http).observed(Arc::new(metrics::database_query));
     if config.log.plugin_backtraces {
         // docs/MODULES.md, "Panics": a debugging switch, with a cost that stays.
         tracing::warn!(
@@ -156,6 +156,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         delivery.clone(),
         config.clone(),
         timers.clone(),
+        Arc::new(io),
     ));
     timers.attach(&plugins);
     let max_connections = match config.limits.max_connections {
@@ -174,8 +175,6 @@ pub async fn run(config: Config) -> Result<(), String> {
         clients,
         delivery,
         plugins,
-        databases,
-        http,
         ids: FdIds::new(&config.node_id(outside_addr.port())),
         shutdown,
         started: Instant::now(),

@@ -5,9 +5,8 @@ use std::{sync::Arc, time::Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
-    auth::TokenCodec, clients::Clients, config::Config, databases::Databases, delivery::Delivery,
-    http_client::HttpClient, identity::FdIds, plugins::Plugins, registry::Registry,
-    shutdown::Shutdown,
+    auth::TokenCodec, clients::Clients, config::Config, delivery::Delivery, identity::FdIds,
+    plugins::Plugins, registry::Registry, shutdown::Shutdown,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before
@@ -30,12 +29,6 @@ pub struct Shared {
     pub delivery: Arc<Delivery>,
     /// Loaded modules.
     pub plugins: Arc<Plugins>,
-    /// SQL databases modules reach through the host API.
-    #[allow(dead_code)] // read by the plugin host API once its SQL methods are wired
-    pub databases: Arc<Databases>,
-    /// HTTP requests modules make through the host API.
-    #[allow(dead_code)] // read by the plugin host API once its HTTP method is wired
-    pub http: Arc<HttpClient>,
     /// Hands out fds.
     pub ids: FdIds,
     /// Stop signals.

@@ -188,9 +188,15 @@ enum Step {
     End(u16),
 }
 
-/// Runs every connection, timer and task until nothing moves without time passing.
+/// Runs every connection, timer and task until nothing moves without time passing
+/// and no database or HTTP call is still running.
 pub(crate) fn run(inner: &Arc<Inner>) {
-    while run_once(inner) {}
+    loop {
+        while run_once(inner) {}
+        if !inner.in_flight.wait() {
+            return;
+        }
+    }
 }
 
 /// One round over every connection, due timer and task; `true` if anything moved.

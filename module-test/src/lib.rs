@@ -31,6 +31,7 @@
 //! ```
 
 mod conn;
+mod io;
 mod outlet;
 
 use std::{
@@ -74,6 +75,11 @@ pub struct Options {
     pub call_timeout_ms: u64,
     /// `limits.timers_per_module`: how many timers one module may have armed.
     pub timers_per_module: usize,
+    /// `[databases.<name>] url` by name. `default` is a fresh SQLite file in a temporary
+    /// directory unless given here; any URL the host takes works (docs/DATABASES.md).
+    pub databases: BTreeMap<String, String>,
+    /// `limits.http_max_response_bytes`: a longer HTTP answer is a `TooLarge` error.
+    pub http_max_response_bytes: usize,
 }
 
 impl Default for Options {
@@ -84,6 +90,8 @@ impl Default for Options {
             escape_html: true,
             call_timeout_ms: 5000,
             timers_per_module: 1000,
+            databases: BTreeMap::new(),
+            http_max_response_bytes: 1024 * 1024,
         }
     }
 }
@@ -144,6 +152,10 @@ struct Inner {
     registry: Arc<MemoryRegistry>,
     ids: FdIds,
     state: Mutex<State>,
+    /// Databases and HTTP, the host's code on the kit's runtime.
+    io: Arc<io::KitIo>,
+    /// The I/O calls running.
+    in_flight: Arc<io::InFlight>,
 }
 
 impl Inner {
@@ -193,10 +205,17 @@ impl TestHost {
         Self::with_options(Options::default())
     }
 
-    /// A host with these settings.
+    /// A host with these settings. Panics when a database URL in them cannot be used.
     pub fn with_options(options: Options) -> Self {
         let clock = ManualClock::new();
         let registry = Arc::new(MemoryRegistry::with_clock(Arc::new(clock.clone())));
+        let in_flight = Arc::new(io::InFlight::default());
+        let io = io::KitIo::open(
+            &options.databases,
+            options.http_max_response_bytes,
+            in_flight.clone(),
+        )
+        .unwrap_or_else(|e| panic!("mswoole-module-test: {e}"));
         TestHost {
             inner: Arc::new(Inner {
                 options,
@@ -204,6 +223,8 @@ impl TestHost {
                 registry,
                 ids: FdIds::new("test"),
                 state: Mutex::default(),
+                io: Arc::new(io),
+                in_flight,
             }),
         }
     }
@@ -241,7 +262,7 @@ impl TestHost {
             if let Poll::Ready(outcome) = poll_once(&mut started) {
                 return outcome.map_err(|error| format!("on_start of {name} failed: {error}"));
             }
-            if !conn::run_once(&self.inner) {
+            if !conn::run_once(&self.inner) && !self.inner.in_flight.wait() {
                 return Err(format!(
                     "on_start of {name} waits for time to pass: the kit runs it with the clock stopped"
                 ));
@@ -256,6 +277,7 @@ impl TestHost {
         let services = Services {
             registry: self.inner.registry.clone(),
             outlet: Arc::new(KitOutlet::new(&self.inner)),
+            io: self.inner.io.clone(),
             module: spec.name.as_str().into(),
         };
         let module = Result::from(export::construct::<M>(

@@ -5,10 +5,14 @@
 
 use std::{future::Future, pin::Pin, sync::OnceLock};
 
-use abi_stable::std_types::{ROption, RString, RVec, Tuple2};
-use serde_json::Value;
+use abi_stable::std_types::{ROption, RResult, RString, RVec, Tuple2};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use crate::ffi::{Envelope, HostApiBox, HostError, LogLevel, ModuleError, ModuleInfo, Status};
+use crate::ffi::{
+    Envelope, HostApiBox, HostError, IoError, IoErrorKind, LogLevel, ModuleError, ModuleInfo,
+    Status,
+};
 
 impl Envelope {
     /// An envelope without `param`.
@@ -63,6 +67,20 @@ impl From<HostError> for ModuleError {
             HostError::Unavailable(detail) => ModuleError::Unavailable(detail),
             HostError::Storage(detail) => ModuleError::Storage(detail),
             HostError::Refused(detail) => ModuleError::Failed(detail),
+        }
+    }
+}
+
+/// An unhandled database or HTTP error, through the one error path: `Unreachable` and
+/// `Timeout` answer 503 `unavailable` ("try later"), every other kind 501 `storageError`.
+/// The detail goes to the log only.
+impl From<IoError> for ModuleError {
+    fn from(error: IoError) -> Self {
+        let detail = RString::from(error.to_string());
+        if error.is_unavailable() {
+            ModuleError::Unavailable(detail)
+        } else {
+            ModuleError::Storage(detail)
         }
     }
 }
@@ -195,6 +213,149 @@ pub trait Module: Send + Sync + Sized + 'static {
         let _ = state;
         Ok(())
     }
+}
+
+/// The SQL dialect of a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// MySQL or MariaDB.
+    Mysql,
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+/// What a module may know of a configured database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    /// Which SQL it speaks.
+    pub dialect: Dialect,
+    /// `[databases.<name>] prefix`: a table prefix for the module to apply, if it wants.
+    pub prefix: String,
+}
+
+/// The outcome of a statement run for its effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executed {
+    /// Rows inserted, updated or deleted.
+    pub rows_affected: u64,
+    /// The generated id (MySQL's `LAST_INSERT_ID()`, SQLite's rowid after an insert);
+    /// always `None` on PostgreSQL: use `RETURNING id` with [`Host::query`] there.
+    pub last_insert_id: Option<i64>,
+}
+
+/// A row: column name to value (docs/DATABASES.md, "Rows").
+pub type Row = Map<String, Value>;
+
+/// An HTTP request a module asks the host to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// Header name and value pairs, in order.
+    pub headers: Vec<(String, String)>,
+    /// A text body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// A binary body, base64-encoded (instead of `body`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    /// The whole call's deadline, connecting and reading the answer included.
+    pub timeout_ms: u64,
+}
+
+impl HttpRequest {
+    /// A request without headers or body, with a 5 s deadline.
+    pub fn new(method: &str, url: &str) -> Self {
+        HttpRequest {
+            method: method.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            body_base64: None,
+            timeout_ms: 5000,
+        }
+    }
+
+    /// `GET url`.
+    pub fn get(url: &str) -> Self {
+        Self::new("GET", url)
+    }
+
+    /// `POST url` with a JSON body and its content type.
+    pub fn post_json(url: &str, body: &Value) -> Self {
+        Self::new("POST", url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets a text body.
+    pub fn body(mut self, text: impl Into<String>) -> Self {
+        self.body = Some(text.into());
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn timeout_ms(mut self, millis: u64) -> Self {
+        self.timeout_ms = millis;
+        self
+    }
+}
+
+/// An HTTP answer (redirects are returned, not followed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header name and value pairs, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body when it is UTF-8 text, else empty.
+    pub body: String,
+    /// The body, base64-encoded, when it is not UTF-8 text.
+    #[serde(default)]
+    pub body_base64: Option<String>,
+}
+
+impl HttpResponse {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Result<Value, IoError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| IoError::new(IoErrorKind::BadStatement, format!("body is not JSON: {e}")))
+    }
+}
+
+/// Reads the JSON text of a successful I/O call.
+fn decoded<T: for<'de> Deserialize<'de>>(result: RResult<RString, IoError>) -> Result<T, IoError> {
+    let text = Result::from(result)?;
+    serde_json::from_str(&text).map_err(|e| {
+        IoError::new(
+            IoErrorKind::BadStatement,
+            format!("the host's answer cannot be read: {e}"),
+        )
+    })
+}
+
+/// Parameters as the JSON array text the host binds.
+fn params_text(params: &[Value]) -> RString {
+    Value::Array(params.to_vec()).to_string().into()
 }
 
 /// The host's services, as a module author uses them. Cheap to clone.
@@ -382,5 +543,55 @@ impl Host {
     /// Writes a line to the host's log.
     pub fn log(&self, level: LogLevel, message: &str) {
         self.0.log(level, message.into());
+    }
+
+    /// Dialect and prefix of a configured database.
+    pub fn database_info(&self, db: &str) -> Result<DatabaseInfo, IoError> {
+        decoded(self.0.database_info(db.into()))
+    }
+
+    /// Runs a statement that returns rows, `?` placeholders bound to `params` (never
+    /// spliced into the SQL). Bounded by the database's `timeout_ms`.
+    pub async fn query(&self, db: &str, sql: &str, params: &[Value]) -> Result<Vec<Row>, IoError> {
+        decoded(
+            self.0
+                .query(db.into(), sql.into(), params_text(params))
+                .await,
+        )
+    }
+
+    /// Runs a statement for its effect.
+    pub async fn execute(
+        &self,
+        db: &str,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Executed, IoError> {
+        decoded(
+            self.0
+                .execute(db.into(), sql.into(), params_text(params))
+                .await,
+        )
+    }
+
+    /// Runs statements in one transaction, all or nothing, under one `timeout_ms`.
+    pub async fn transaction(
+        &self,
+        db: &str,
+        statements: &[(&str, Vec<Value>)],
+    ) -> Result<Vec<Executed>, IoError> {
+        let statements = statements
+            .iter()
+            .map(|(sql, params)| Tuple2(RString::from(*sql), params_text(params)))
+            .collect();
+        decoded(self.0.transaction(db.into(), statements).await)
+    }
+
+    /// Makes an HTTP request through the host (no redirects followed; an answer over
+    /// `limits.http_max_response_bytes` is a `TooLarge` error).
+    pub async fn http(&self, request: &HttpRequest) -> Result<HttpResponse, IoError> {
+        let text = serde_json::to_string(request)
+            .map_err(|e| IoError::new(IoErrorKind::BadStatement, format!("request: {e}")))?;
+        decoded(self.0.http(text.into()).await)
     }
 }

@@ -88,6 +88,75 @@ pub enum HostError {
     Refused(RString),
 }
 
+/// What kind of I/O failure an [`IoError`] is (docs/DATABASES.md, "Error kinds").
+///
+/// Non-exhaustive across the boundary: it travels as [`IoErrorKind_NE`], so a later
+/// plugin-api can add kinds without breaking built plugins; a kind this plugin does
+/// not know reads as `None` from [`IoError::kind`]. Since 1.2.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
+#[non_exhaustive]
+pub enum IoErrorKind {
+    /// No database of that name is configured.
+    UnknownDatabase,
+    /// The statement or its parameters are wrong (syntax, unknown table, a placeholder
+    /// count that does not match, a parameter SQL cannot take), or the HTTP request is.
+    BadStatement,
+    /// A unique, foreign-key, not-null or check constraint refused the change.
+    Constraint,
+    /// The deadline passed; whether the statement took effect is unknown.
+    Timeout,
+    /// The server cannot be reached.
+    Unreachable,
+    /// The request or the answer is larger than allowed.
+    TooLarge,
+    /// The URL cannot be used.
+    BadUrl,
+}
+
+/// Why a database or HTTP call failed: a kind to act on, a detail for the log. Since 1.2.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct IoError {
+    /// What went wrong.
+    pub kind: IoErrorKind_NE,
+    /// What the driver or the host said; for the log, never for a client.
+    pub detail: RString,
+}
+
+impl IoError {
+    /// An error of `kind` with `detail`.
+    pub fn new(kind: IoErrorKind, detail: impl Into<RString>) -> Self {
+        IoError {
+            kind: IoErrorKind_NE::new(kind),
+            detail: detail.into(),
+        }
+    }
+
+    /// The kind, or `None` for a kind added by a plugin-api newer than this one.
+    pub fn kind(&self) -> Option<IoErrorKind> {
+        self.kind.as_enum().ok().copied()
+    }
+
+    /// Whether trying again later may succeed: the server is unreachable or the deadline passed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self.kind(),
+            Some(IoErrorKind::Unreachable | IoErrorKind::Timeout)
+        )
+    }
+}
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind() {
+            Some(kind) => write!(f, "{kind:?}: {}", self.detail),
+            None => write!(f, "{:?}: {}", self.kind, self.detail),
+        }
+    }
+}
+
 /// One routed message, handed to the module that owns its controller.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
@@ -145,6 +214,9 @@ pub enum LogLevel {
 
 /// What every host callback returns: it may await the registry, so it is a future.
 pub type HostFuture<T> = FfiFuture<RResult<T, HostError>>;
+
+/// What a database or HTTP callback returns (JSON text on success). Since 1.2.
+pub type IoFuture = FfiFuture<RResult<RString, IoError>>;
 
 /// What a module call returns: a reply envelope, nothing, or an error.
 pub type CallFuture = FfiFuture<RResult<ROption<Envelope>, ModuleError>>;
@@ -243,6 +315,56 @@ pub trait HostApi: Clone + Send + Sync + 'static {
         let _ = name;
         false
     }
+
+    /// `{"dialect": "mysql"|"postgres"|"sqlite", "prefix": …}` of a configured
+    /// database, as JSON text. Since 1.2.
+    fn database_info(&self, db: RString) -> RResult<RString, IoError> {
+        let _ = db;
+        RResult::RErr(missing_io_error("database_info"))
+    }
+
+    /// Runs a statement that returns rows: `params` is a JSON array bound to the `?`
+    /// placeholders; the answer is a JSON array of objects keyed by column name. Since 1.2.
+    fn query(&self, db: RString, sql: RString, params: RString) -> IoFuture {
+        let _ = (db, sql, params);
+        missing_io("query")
+    }
+
+    /// Runs a statement for its effect; the answer is
+    /// `{"rows_affected": n, "last_insert_id": id|null}` as JSON text. Since 1.2.
+    fn execute(&self, db: RString, sql: RString, params: RString) -> IoFuture {
+        let _ = (db, sql, params);
+        missing_io("execute")
+    }
+
+    /// Runs `(sql, params)` statements in one transaction, all or nothing; the answer is
+    /// a JSON array with one `execute` outcome per statement. Since 1.2.
+    fn transaction(&self, db: RString, statements: RVec<Tuple2<RString, RString>>) -> IoFuture {
+        let _ = (db, statements);
+        missing_io("transaction")
+    }
+
+    /// Makes an HTTP request described by `request` (JSON text: `method`, `url`,
+    /// `headers` as `[name, value]` pairs, `body` or `body_base64`, `timeout_ms`); the
+    /// answer is `{"status", "headers", "body", "body_base64"}` as JSON text. Since 1.2.
+    fn http(&self, request: RString) -> IoFuture {
+        let _ = request;
+        missing_io("http")
+    }
+}
+
+/// The I/O error of a host method added in 1.2, on a host that predates it.
+fn missing_io_error(method: &str) -> IoError {
+    IoError::new(
+        IoErrorKind::Unreachable,
+        format!("this host does not offer {method} (plugin-api 1.2)"),
+    )
+}
+
+/// What an I/O method added in 1.2 answers on a host that predates it.
+fn missing_io(method: &str) -> IoFuture {
+    use async_ffi::FutureExt as _;
+    std::future::ready(RResult::RErr(missing_io_error(method))).into_ffi()
 }
 
 /// The error of a host method added after 1.0, on a host that predates it.

@@ -28,8 +28,13 @@ pub mod ffi;
 
 pub use abi_stable;
 pub use async_ffi;
-pub use author::{BoxFuture, Host, Module, Outcome, Request};
-pub use ffi::{ControllerInfo, Envelope, HostError, LogLevel, ModuleError, ModuleInfo};
+pub use author::{
+    BoxFuture, DatabaseInfo, Dialect, Executed, Host, HttpRequest, HttpResponse, Module, Outcome,
+    Request, Row,
+};
+pub use ffi::{
+    ControllerInfo, Envelope, HostError, IoError, IoErrorKind, LogLevel, ModuleError, ModuleInfo,
+};
 pub use serde_json;
 
 /// The plugin-api major version; a library built for another one is refused.

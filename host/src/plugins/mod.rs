@@ -33,6 +33,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use mswoole_core::{
     close::CloseHooks,
+    io::ModuleIo,
     services::Services,
     spec::{ModuleSpec, Target},
 };
@@ -184,6 +185,8 @@ pub struct Plugins {
     config: Arc<Config>,
     /// Modules' timers, for host handles.
     timers: Arc<Timers>,
+    /// Databases and HTTP, for host handles.
+    io: Arc<dyn ModuleIo>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,6 +210,7 @@ impl Plugins {
         delivery: Arc<Delivery>,
         config: Arc<Config>,
         timers: Arc<Timers>,
+        io: Arc<dyn ModuleIo>,
     ) -> Self {
         loader::clear_copies(&copies);
         Plugins {
@@ -221,6 +225,7 @@ impl Plugins {
             delivery,
             config,
             timers,
+            io,
         }
     }
 
@@ -326,6 +331,7 @@ impl Plugins {
                 delivery: self.delivery.clone(),
                 timers: self.timers.clone(),
             }),
+            io: self.io.clone(),
             module: spec.name.as_str().into(),
         };
         let module = bridge::construct(root, services, &self.config.module_config(&spec.name))

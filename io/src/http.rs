@@ -13,31 +13,8 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::time::{timeout_at, Instant};
 
-use crate::databases::{redact, IoFailure, IoKind};
-
-/// A request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
-    /// Text, sent as UTF-8.
-    Text(String),
-    /// Bytes, given as base64.
-    Base64(String),
-    /// No body.
-    None,
-}
-
-/// An answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpReply {
-    /// The status code.
-    pub status: u16,
-    /// Headers in the order received (values that are not UTF-8 are given lossily).
-    pub headers: Vec<(String, String)>,
-    /// The body when it is UTF-8 text, else empty.
-    pub body: String,
-    /// The body as base64 when it is not UTF-8 text.
-    pub body_base64: Option<String>,
-}
+use crate::databases::redact;
+pub use mswoole_core::io::{Body, HttpReply, IoFailure, IoKind};
 
 /// Makes requests for modules; cheap to share in an `Arc`.
 pub struct HttpClient {

@@ -5,75 +5,10 @@
 //! are bugs), so kinds come from SQLSTATEs and driver error numbers, never from message text. The
 //! detail is for the log only; it never holds a password.
 
-use std::fmt;
-
 use sqlx::error::ErrorKind;
 use sqlx::mysql::MySqlDatabaseError;
 
-use super::Dialect;
-
-/// The kinds of failure (docs/DATABASES.md, "Error kinds"; `TooLarge` and `BadUrl` serve HTTP too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoKind {
-    /// No database of that name is configured.
-    UnknownDatabase,
-    /// The statement or its parameters are wrong: syntax, unknown table or column, a parameter
-    /// of a type SQL cannot take, a placeholder count that does not match.
-    BadStatement,
-    /// A unique, foreign-key, not-null or check constraint refused the change.
-    Constraint,
-    /// The deadline (`timeout_ms`) passed, or the server gave up waiting for a lock: whether the
-    /// statement took effect is unknown.
-    Timeout,
-    /// The server cannot be reached: refused, gone, or the pool cannot connect.
-    Unreachable,
-    /// The request or the answer is larger than allowed.
-    TooLarge,
-    /// The URL cannot be used.
-    BadUrl,
-}
-
-impl IoKind {
-    /// The kind's name, as the log and modules spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IoKind::UnknownDatabase => "UnknownDatabase",
-            IoKind::BadStatement => "BadStatement",
-            IoKind::Constraint => "Constraint",
-            IoKind::Timeout => "Timeout",
-            IoKind::Unreachable => "Unreachable",
-            IoKind::TooLarge => "TooLarge",
-            IoKind::BadUrl => "BadUrl",
-        }
-    }
-}
-
-/// A failed call: its kind and a detail for the log (never a password).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IoFailure {
-    /// What went wrong, for the caller to act on.
-    pub kind: IoKind,
-    /// What the driver or the host said, for the log.
-    pub detail: String,
-}
-
-impl IoFailure {
-    /// A failure of `kind` with `detail`.
-    pub fn new(kind: IoKind, detail: impl Into<String>) -> IoFailure {
-        IoFailure {
-            kind,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl fmt::Display for IoFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.as_str(), self.detail)
-    }
-}
-
-impl std::error::Error for IoFailure {}
+use super::{Dialect, IoKind};
 
 /// The kind of a driver error from a database of `dialect`. `PoolTimedOut` is decided by the
 /// caller, which knows whether the pool was full (a wait: `Timeout`) or could not connect.

@@ -31,52 +31,11 @@ use sqlx::{Connection, Either, Executor, Statement};
 use tokio::time::{timeout_at, Instant};
 
 pub use address::redact;
-pub use error::{IoFailure, IoKind};
+pub use mswoole_core::io::{DbInfo, Dialect, Executed, IoFailure, IoKind};
 
-use crate::config::DatabasesConfig;
+use crate::DatabasesConfig;
 use address::Address;
 use params::Param;
-
-/// Which SQL a database speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// MySQL or MariaDB.
-    Mysql,
-    /// PostgreSQL.
-    Postgres,
-    /// SQLite.
-    Sqlite,
-}
-
-impl Dialect {
-    /// `mysql`, `postgres` or `sqlite`, as modules see it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::Mysql => "mysql",
-            Dialect::Postgres => "postgres",
-            Dialect::Sqlite => "sqlite",
-        }
-    }
-}
-
-/// What a module may know about a database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbInfo {
-    /// Its SQL dialect.
-    pub dialect: Dialect,
-    /// Its configured table prefix (applied by nobody but the module).
-    pub prefix: String,
-}
-
-/// The outcome of a statement that is not a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Executed {
-    /// Rows inserted, updated or deleted.
-    pub rows_affected: u64,
-    /// The id the statement generated: MySQL's `LAST_INSERT_ID()` when not 0, SQLite's rowid
-    /// after an `INSERT`/`REPLACE` that inserted; always `None` on PostgreSQL (use `RETURNING`).
-    pub last_insert_id: Option<i64>,
-}
 
 /// Checks a configured URL the way [`Databases::open`] will read it; the error names no key.
 pub fn check_url(url: &str, base_dir: &Path) -> Result<(), String> {

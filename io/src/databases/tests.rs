@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::config::{Database, DatabasesConfig};
+use crate::{DatabaseConfig as Database, DatabasesConfig};
 use mswoole_tests::{reaper::scratch_dir, MariaDb, Postgres};
 
 /// The three dialects every test runs against.
@@ -632,10 +632,17 @@ async fn open_names_the_key_and_creates_sqlite_files() {
         e.starts_with("databases.db.url: ") && !e.contains("pw@"),
         "{e}"
     );
-    // The shipped default: a SQLite file under runtime.dir, directories created, WAL on.
+    // The host's default (config.rs): a SQLite file under runtime.dir, directories created, WAL on.
     let base = scratch_dir("default-db");
-    let config = crate::config::Config::defaults(&base);
-    let dbs = Databases::open(&config.databases, &config.dir).expect("defaults open");
+    let mut config = DatabasesConfig::new();
+    config.insert(
+        "default".into(),
+        Database {
+            url: format!("sqlite://{}/runtime/mswoole.sqlite3", base.display()),
+            ..Database::default()
+        },
+    );
+    let dbs = Databases::open(&config, &base).expect("defaults open");
     assert!(dbs.names().contains(&"default".to_string()));
     assert_eq!(dbs.info("default").expect("info").dialect, Dialect::Sqlite);
     let mode = dbs
