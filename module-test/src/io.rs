@@ -190,6 +190,13 @@ impl KitIo {
     }
 }
 
+impl KitIo {
+    /// Runs `work` to its end on the kit's runtime, from a test's thread.
+    pub(crate) fn block_on<T>(&self, work: BoxFuture<T>) -> T {
+        self.runtime.block_on(work)
+    }
+}
+
 impl ModuleIo for KitIo {
     fn database_info(&self, db: &str) -> Result<DbInfo, IoFailure> {
         self.io.database_info(db)

@@ -47,16 +47,18 @@ use mswoole_core::{
     boundary,
     clock::{Clock, ManualClock},
     identity::{FdIds, Identity},
+    io::ModuleIo,
     registry::{memory::MemoryRegistry, RegistryError},
     services::Services,
     spec::ModuleSpec,
 };
 use mswoole_plugin_api::{export, ffi::ModuleBox, LogLevel, Module};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use conn::Conn;
 pub use mswoole_core::{
     block_on,
+    io::{Executed, IoFailure, IoKind},
     registry::{close_keys_key, controllers_key, Registry},
 };
 pub use serde_json;
@@ -418,6 +420,27 @@ impl TestHost {
     /// A whole list, head first.
     pub fn list(&self, key: &str) -> Vec<String> {
         block_on(self.inner.registry.list_range(key, 0, -1)).unwrap_or_default()
+    }
+
+    /// Runs a query on one of the kit's databases, to arrange or inspect what a module
+    /// keeps there (the same code as a module's [`Host::query`](mswoole_plugin_api::Host::query)).
+    pub fn query(
+        &self,
+        db: &str,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Map<String, Value>>, IoFailure> {
+        let work = self.inner.io.query(db.into(), sql.into(), params.to_vec());
+        self.inner.io.block_on(work)
+    }
+
+    /// Runs a statement on one of the kit's databases (see [`TestHost::query`]).
+    pub fn execute(&self, db: &str, sql: &str, params: &[Value]) -> Result<Executed, IoFailure> {
+        let work = self
+            .inner
+            .io
+            .execute(db.into(), sql.into(), params.to_vec());
+        self.inner.io.block_on(work)
     }
 
     /// Everything logged so far.

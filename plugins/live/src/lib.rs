@@ -9,25 +9,29 @@
 //! - [`user`]: controller `User`: join, out, say (queued for moderation), history, onClose.
 //! - [`wall`]: controller `Wall`: join, out, check, say, recall, clean, history.
 //! - [`room`]: a room's registry keys: who is in it and the messages it keeps.
+//! - [`wall_store`]: wall messages in MSwoole's SQL table, when a database is configured.
 //! - [`params`]: reading what the client sent (`say`, `id`, `status`, `type`, `page`, `count`).
 //!
-//! `[modules.Live]` takes one optional key, `message_ttl_s`: seconds a room's stored
-//! messages are kept after their last write (default 0: kept until deleted).
+//! `[modules.Live]` keys, all optional: `message_ttl_s`, seconds a room's stored registry
+//! messages are kept after their last write (default 0: kept until deleted); `database`,
+//! a `[databases.<name>]` to keep wall messages in (default: none, the registry);
+//! `wall_table`, its table (default `live_wall_message`, MSwoole's).
 
 pub mod params;
 pub mod room;
 pub mod user;
 pub mod wall;
+pub mod wall_store;
 
 #[cfg(test)]
 mod tests;
 
 use mswoole_plugin_api::{
-    export_module, serde_json::Value, BoxFuture, Host, Module, ModuleError, ModuleInfo, Outcome,
-    Request,
+    export_module, serde_json::Value, BoxFuture, Host, LogLevel, Module, ModuleError, ModuleInfo,
+    Outcome, Request,
 };
 
-use crate::room::Room;
+use crate::{room::Room, wall_store::SqlWall};
 
 /// The Live module.
 pub struct Live {
@@ -35,13 +39,29 @@ pub struct Live {
     host: Host,
     /// What `[modules.Live]` set.
     settings: Settings,
+    /// The wall messages' SQL table, when `database` is set.
+    sql: Option<SqlWall>,
 }
 
 /// The module's settings, from `[modules.Live]`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Seconds a room's message keys live after their last write; 0 keeps them.
     pub message_ttl_s: u64,
+    /// The `[databases.<name>]` wall messages are kept in; `None`: the registry.
+    pub database: Option<String>,
+    /// The table of wall messages in `database`.
+    pub wall_table: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            message_ttl_s: 0,
+            database: None,
+            wall_table: wall_store::DEFAULT_TABLE.into(),
+        }
+    }
 }
 
 impl Settings {
@@ -63,10 +83,24 @@ impl Settings {
                         )
                     })?;
                 }
+                "database" => {
+                    let name = value.as_str().ok_or_else(|| {
+                        format!("modules.Live.database must name a [databases.<name>], not {value}")
+                    })?;
+                    settings.database = Some(name.to_string());
+                }
+                "wall_table" => {
+                    settings.wall_table = value
+                        .as_str()
+                        .ok_or_else(|| {
+                            format!("modules.Live.wall_table must be a table name, not {value}")
+                        })?
+                        .to_string();
+                }
                 other => {
                     return Err(format!(
                         "modules.Live.{other} is not a setting of the Live module \
-                         (it knows message_ttl_s)"
+                         (it knows message_ttl_s, database, wall_table)"
                     ))
                 }
             }
@@ -154,15 +188,39 @@ impl Module for Live {
     }
 
     fn new(host: Host, config: Value) -> Result<Self, String> {
+        let settings = Settings::from_config(&config)?;
+        let sql = match &settings.database {
+            Some(db) => Some(SqlWall::new(db, &settings.wall_table)?),
+            None => None,
+        };
         Ok(Live {
-            settings: Settings::from_config(&config)?,
+            settings,
+            sql,
             host,
+        })
+    }
+
+    /// Creates the wall table when missing; a database that is down is logged, not fatal:
+    /// creation is tried again before the next statement.
+    fn on_start(&self) -> BoxFuture<Result<(), ModuleError>> {
+        let (host, sql) = (self.host.clone(), self.sql.clone());
+        Box::pin(async move {
+            if let Some(sql) = sql {
+                if let Err(error) = sql.ensure_table(&host).await {
+                    host.log(
+                        LogLevel::Warn,
+                        &format!("{}: not created yet: {error}", sql.table()),
+                    );
+                }
+            }
+            Ok(())
         })
     }
 
     fn call(&self, request: Request) -> BoxFuture<Outcome> {
         let host = self.host.clone();
-        let settings = self.settings;
+        let ttl = self.settings.message_ttl_s;
+        let sql = self.sql.clone();
         Box::pin(async move {
             let role = match request.controller.as_str() {
                 "User" => Role::WechatUser,
@@ -174,7 +232,7 @@ impl Module for Live {
                 }
             };
             let caller = Caller::check(&request, role)?;
-            let room = Room::new(host, &caller.code, settings.message_ttl_s);
+            let room = Room::new(host, &caller.code, ttl, sql);
             match role {
                 Role::WechatUser => {
                     user::call(&room, &caller, &request.action, request.message()).await
@@ -186,7 +244,7 @@ impl Module for Live {
 
     fn on_close(&self, controller: &str, info: Value) -> BoxFuture<Result<(), ModuleError>> {
         let host = self.host.clone();
-        let settings = self.settings;
+        let settings = self.settings.clone();
         let controller = controller.to_string();
         Box::pin(async move {
             match controller.as_str() {

@@ -18,10 +18,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mswoole_plugin_api::{
     serde_json::{json, Value},
-    Envelope, Host, HostError, LogLevel,
+    Envelope, Host, HostError, LogLevel, ModuleError,
 };
 
-use crate::{params::Page, Caller};
+use crate::{params::Page, wall_store::SqlWall, Caller};
 
 /// The counter every message id comes from, shared by every room and node.
 pub const MESSAGE_ID: &str = "LIVE_MESSAGE_ID";
@@ -50,15 +50,19 @@ pub struct Room {
     code: String,
     /// Seconds the message keys live after their last write; 0 keeps them.
     ttl_s: u64,
+    /// The SQL table of wall messages, when `[modules.Live] database` is set.
+    sql: Option<SqlWall>,
 }
 
 impl Room {
-    /// The room `code`, keeping messages `ttl_s` seconds after their last write (0: forever).
-    pub fn new(host: Host, code: &str, ttl_s: u64) -> Room {
+    /// The room `code`, keeping messages `ttl_s` seconds after their last write (0: forever),
+    /// its wall messages in `sql` when given, else in the registry.
+    pub fn new(host: Host, code: &str, ttl_s: u64, sql: Option<SqlWall>) -> Room {
         Room {
             host,
             code: code.to_string(),
             ttl_s,
+            sql,
         }
     }
 
@@ -168,27 +172,49 @@ impl Room {
     }
 
     /// Stores a screen's message; returns it, `{id, code, nickname, say, user_id, ctime}`.
+    /// A failed write is 501 `insertDbError` (503 when the store cannot be reached).
     pub async fn store_wall_message(
         &self,
         caller: &Caller,
         say: String,
-    ) -> Result<Value, HostError> {
-        let id = self.host.incr(MESSAGE_ID, 1).await?;
-        let message = json!({
-            "id": id,
-            "code": caller.code.clone(),
-            "nickname": caller.nickname(),
-            "say": say,
-            "user_id": caller.user_id(),
-            "ctime": now(),
-        });
-        self.put(&self.wall_messages_key(), id, &stored(&message, false))
-            .await?;
-        Ok(message)
+    ) -> Result<Value, ModuleError> {
+        if let Some(sql) = &self.sql {
+            return sql
+                .insert(
+                    &self.host,
+                    &self.code,
+                    caller.nickname(),
+                    say,
+                    &caller.user_id(),
+                    now(),
+                )
+                .await
+                .map_err(|error| crate::wall_store::insert_error(&self.host, sql.table(), error));
+        }
+        let stored = async {
+            let id = self.host.incr(MESSAGE_ID, 1).await?;
+            let message = json!({
+                "id": id,
+                "code": caller.code.clone(),
+                "nickname": caller.nickname(),
+                "say": say,
+                "user_id": caller.user_id(),
+                "ctime": now(),
+            });
+            self.put(&self.wall_messages_key(), id, &stored(&message, false))
+                .await?;
+            Ok(message)
+        };
+        stored
+            .await
+            .map_err(|error| crate::wall::insert_error(self, error))
     }
 
-    /// Marks wall message `id` recalled; `false` if there is no such message.
-    pub async fn recall(&self, id: i64) -> Result<bool, HostError> {
+    /// Marks wall message `id` recalled; `false` if the room has no such message.
+    pub async fn recall(&self, id: i64) -> Result<bool, ModuleError> {
+        if let Some(sql) = &self.sql {
+            return Ok(sql.recall(&self.host, &self.code, id, now()).await?);
+        }
         let key = self.wall_messages_key();
         let Some(text) = self.host.hash_get(&key, &id.to_string()).await? else {
             return Ok(false);
@@ -201,7 +227,10 @@ impl Room {
     }
 
     /// One page of the wall messages that were not recalled, newest first.
-    pub async fn wall_page(&self, page: Page) -> Result<Vec<Value>, HostError> {
+    pub async fn wall_page(&self, page: Page) -> Result<Vec<Value>, ModuleError> {
+        if let Some(sql) = &self.sql {
+            return Ok(sql.page(&self.host, &self.code, page).await?);
+        }
         let key = self.wall_messages_key();
         let messages = self
             .page(&key, page, |record| {

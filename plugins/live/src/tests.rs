@@ -9,7 +9,7 @@ use mswoole_module_test::{
     Conn, Failure, Options, Registry, TestHost,
 };
 
-use crate::Live;
+use crate::{Live, Settings};
 
 /// The big screen's connection.
 const WALL: &str = "fd-wall";
@@ -97,12 +97,16 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
+        Self::with(Options::default(), json!({}))
+    }
+
+    /// The room with these kit options (`ack` off) and `[modules.Live]` table.
+    fn with(options: Options, config: Value) -> Self {
         let host = TestHost::with_options(Options {
             ack: false,
-            ..Options::default()
+            ..options
         });
-        host.load::<Live>(json!({}))
-            .expect("an empty config is valid");
+        host.load::<Live>(config).expect("the config is valid");
         let room = Fixture {
             host,
             conns: RefCell::default(),
@@ -678,16 +682,193 @@ fn message_ids_come_from_one_counter_across_rooms() {
 
 #[test]
 fn the_config_takes_message_ttl_s_and_refuses_anything_else() {
-    use crate::Settings;
     assert_eq!(Settings::from_config(&json!({})), Ok(Settings::default()));
     assert_eq!(
         Settings::from_config(&json!({"message_ttl_s": 3600})),
         Ok(Settings {
-            message_ttl_s: 3600
+            message_ttl_s: 3600,
+            ..Settings::default()
         })
     );
+    let sql = Settings::from_config(&json!({"database": "main", "wall_table": "wall"}))
+        .expect("database and wall_table");
+    assert_eq!(sql.database.as_deref(), Some("main"));
+    assert_eq!(sql.wall_table, "wall");
     let unknown = Settings::from_config(&json!({"rooms": 3})).expect_err("unknown key");
     assert!(unknown.contains("modules.Live.rooms"), "{unknown}");
     let bad = Settings::from_config(&json!({"message_ttl_s": -1})).expect_err("bad value");
     assert!(bad.contains("modules.Live.message_ttl_s"), "{bad}");
+}
+
+/// The rows of the wall table, oldest first.
+fn wall_rows(room: &Fixture, table: &str) -> Vec<Value> {
+    room.host
+        .query(
+            "default",
+            &format!("SELECT * FROM {table} ORDER BY id"),
+            &[],
+        )
+        .expect("the table is there")
+        .into_iter()
+        .map(Value::Object)
+        .collect()
+}
+
+#[test]
+fn with_a_database_wall_messages_are_rows_of_mswooles_table() {
+    let room = Fixture::with(Options::default(), json!({"database": "default"}));
+    room.everyone_joins();
+    // Ids still come from the one counter for the moderation queue.
+    let queued = room.user_says(ALICE, "queued");
+    let first = room.wall_says("hello <b>");
+    let second = room.wall_says("second");
+    assert_eq!(Fixture::id_of(&first), 1, "SQL wall ids are the table's");
+    assert_eq!(Fixture::id_of(&second), 2);
+    assert_eq!(queued, 1, "the queue keeps the registry counter");
+    assert_eq!(
+        keys(&first),
+        ["id", "code", "nickname", "say", "user_id", "ctime"]
+    );
+    assert_eq!(first["user_id"], "w-7", "the id as issued in the token");
+    assert_eq!(first["say"], "hello &lt;b&gt;");
+    for phone in [ALICE, BOB] {
+        let got = room.inbox(phone);
+        assert!(
+            got.contains(&ok("wallSayBroadcast", first.clone())),
+            "{got:?}"
+        );
+    }
+    let rows = wall_rows(&room, "live_wall_message");
+    assert_eq!(rows.len(), 2);
+    let row = &rows[0];
+    assert_eq!(row["code"], "demo");
+    assert_eq!(row["nickname"], "big screen");
+    assert_eq!(row["say"], "hello &lt;b&gt;");
+    assert_eq!(row["user_id"], "w-7");
+    assert_eq!(row["status"], 1);
+    assert_eq!(row["create_time"], first["ctime"]);
+    assert_eq!(row["update_time"], first["ctime"]);
+
+    // Recall sets status 0; both histories read shown rows, newest first.
+    room.reply(WALL, "Wall.recall", json!({"id": 1}));
+    assert_eq!(wall_rows(&room, "live_wall_message")[0]["status"], 0);
+    let third = room.wall_says("third");
+    let history = room.reply(ALICE, "User.history", json!({}));
+    assert_eq!(Fixture::history_ids(&history), [3, 2]);
+    let wall_history = room.reply(
+        WALL,
+        "Wall.history",
+        json!({"type": "wall", "count": 1, "page": 2}),
+    );
+    assert_eq!(Fixture::history_ids(&wall_history), [2]);
+    assert_eq!(
+        history.param.as_ref().and_then(|p| p.get(0)).cloned(),
+        Some(third)
+    );
+    // A recall is scoped to the room: another room's screen cannot touch it.
+    let other = token(json!("w-9"), "wall", "other", "other screen");
+    let refused = room.send_as("fd-other", &other, "Wall.recall", json!({"id": 2}));
+    assert_eq!(
+        (refused.status, refused.event.as_str()),
+        (404, "messageNotFound")
+    );
+    assert_eq!(wall_rows(&room, "live_wall_message")[1]["status"], 1);
+    // Recalling again still answers (a retry after a failed broadcast), even on MySQL.
+    room.reply(WALL, "Wall.recall", json!({"id": 1}));
+    room.refused(
+        WALL,
+        "Wall.recall",
+        json!({"id": 99}),
+        404,
+        "messageNotFound",
+    );
+    // Nothing of the wall went to the registry.
+    assert!(!room
+        .host
+        .registry()
+        .keys()
+        .iter()
+        .any(|k| k.starts_with("LIVE_WALL_MESSAGE")));
+}
+
+#[test]
+fn wall_table_renames_the_table_and_a_user_id_number_stays_a_number() {
+    let room = Fixture::with(
+        Options::default(),
+        json!({"database": "default", "wall_table": "screen_messages"}),
+    );
+    room.everyone_joins();
+    let said = room.wall_says("hi");
+    assert_eq!(wall_rows(&room, "screen_messages").len(), 1);
+    let numeric = token(json!(42), "wall", "demo", "numbered");
+    let reply = room.send_as("fd-42", &numeric, "Wall.say", json!({"say": "n"}));
+    assert_eq!(
+        reply.param.as_ref().map(|p| p["user_id"].clone()),
+        Some(json!(42))
+    );
+    let history = room.reply(ALICE, "User.history", json!({}));
+    let users: Vec<Value> = history
+        .param
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|m| m["user_id"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(users, [json!(42), said["user_id"].clone()]);
+    let bad = Settings::from_config(&json!({"database": "default", "wall_table": "x; DROP"}))
+        .map(|s| crate::wall_store::SqlWall::new("default", &s.wall_table).map(drop));
+    assert!(matches!(bad, Ok(Err(_))), "{bad:?}");
+}
+
+#[test]
+fn a_failed_insert_is_501_insert_db_error_and_broadcasts_nothing() {
+    let room = Fixture::with(Options::default(), json!({"database": "default"}));
+    room.everyone_joins();
+    // A table of that name that is not MSwoole's: the insert fails (BadStatement).
+    room.host
+        .execute("default", "DROP TABLE live_wall_message", &[])
+        .expect("dropped");
+    room.host
+        .execute("default", "CREATE TABLE live_wall_message (x INTEGER)", &[])
+        .expect("created");
+    room.refused(
+        WALL,
+        "Wall.say",
+        json!({"say": "lost"}),
+        501,
+        "insertDbError",
+    );
+    for phone in [ALICE, BOB] {
+        assert!(room.inbox(phone).is_empty(), "nothing was broadcast");
+    }
+    assert!(room
+        .host
+        .log()
+        .iter()
+        .any(|line| line.message.contains("cannot store a wall message")));
+}
+
+#[test]
+fn an_unreachable_database_is_503_and_does_not_stop_live_from_loading() {
+    let dir = std::env::temp_dir().join(format!("live-gone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut options = Options::default();
+    options
+        .databases
+        .insert("gone".into(), format!("sqlite://{}", dir.display()));
+    let room = Fixture::with(options, json!({"database": "gone"}));
+    room.everyone_joins();
+    room.refused(
+        WALL,
+        "Wall.say",
+        json!({"say": "later"}),
+        503,
+        "unavailable",
+    );
+    room.refused(ALICE, "User.history", json!({}), 503, "unavailable");
+    assert!(room
+        .host
+        .log()
+        .iter()
+        .any(|l| l.message.contains("not created yet")));
+    let _ = std::fs::remove_dir(&dir);
 }

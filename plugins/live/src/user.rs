@@ -83,7 +83,7 @@ pub async fn on_close(host: Host, settings: Settings, info: &Value) -> Result<()
     if fd.is_empty() || code.is_empty() {
         return Ok(());
     }
-    Room::new(host, code, settings.message_ttl_s)
+    Room::new(host, code, settings.message_ttl_s, None)
         .leave(Members::Users, fd)
         .await?;
     Ok(())

@@ -41,7 +41,7 @@ pub fn message_not_found() -> ModuleError {
     ModuleError::refused(404, "messageNotFound", "消息不存在")
 }
 
-/// What a failed write of a wall message answers: a storage error is 501 `insertDbError`
+/// What a failed registry write of a wall message answers: a storage error is 501 `insertDbError`
 /// (its detail goes to the log), anything else keeps its own status.
 pub fn insert_error(room: &Room, error: HostError) -> ModuleError {
     match error {
@@ -97,10 +97,7 @@ async fn check(room: &Room, message: &Value) -> Outcome {
 /// `live.wall.say {say}`.
 async fn say(room: &Room, caller: &Caller, message: &Value) -> Outcome {
     let say = params::say(message)?;
-    let stored = room
-        .store_wall_message(caller, say)
-        .await
-        .map_err(|error| insert_error(room, error))?;
+    let stored = room.store_wall_message(caller, say).await?;
     room.tell_stored(
         Members::Users,
         Envelope::ok("wallSayBroadcast", "收到大屏幕消息").with_param(&stored),
