@@ -94,11 +94,17 @@ impl Clients {
         reached
     }
 
-    /// Asks every local connection to close because the host is stopping.
-    pub fn close_all_for_shutdown(&self) {
-        for handle in self.read().values() {
-            handle.outbound.close(CloseRequest::Shutdown);
-        }
+    /// The fds of every local connection, now.
+    pub fn fds(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// Asks a connection to close for `request`; `true` if it is connected here.
+    pub fn close_with(&self, fd: &str, request: CloseRequest) -> bool {
+        self.read()
+            .get(fd)
+            .map(|handle| handle.outbound.close(request))
+            .is_some()
     }
 
     /// Queues a frame for every local connection; returns how many.
@@ -112,10 +118,7 @@ impl Clients {
 
     /// Asks a connection to close; `true` if it is connected here.
     pub fn close(&self, fd: &str) -> bool {
-        self.read()
-            .get(fd)
-            .map(|handle| handle.outbound.close(CloseRequest::Kick))
-            .is_some()
+        self.close_with(fd, CloseRequest::Kick)
     }
 
     fn queue(&self, handle: &ClientHandle, text: &Utf8Bytes) {

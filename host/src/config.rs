@@ -366,6 +366,21 @@ fn database_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// `[shutdown]`: how a stop drains its clients (README.md, "Stopping").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    /// Seconds over which a stop spreads its clients' 1012 closes, so they do not all reconnect
+    /// to the other nodes in the same second; 0 closes them all at once.
+    pub drain_s: u64,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown { drain_s: 10 }
+    }
+}
+
 /// `[demo]`: the demo pages (README.md, "Demo"). Off by default and in the shipped file:
 /// when on, anyone who reaches the outside port can mint tokens.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -391,6 +406,7 @@ struct File {
     log: Log,
     databases: DatabasesConfig,
     demo: Demo,
+    shutdown: Shutdown,
     modules: BTreeMap<String, toml::Table>,
 }
 
@@ -423,6 +439,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// The demo pages.
     pub demo: Demo,
+    /// The stop's drain.
+    pub shutdown: Shutdown,
     /// `[modules.<Name>]` tables handed to each module.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -651,6 +669,7 @@ impl Config {
             databases,
             dir: base.to_path_buf(),
             demo: file.demo,
+            shutdown: file.shutdown,
             modules: file.modules,
         }
     }
@@ -828,6 +847,7 @@ mod tests {
         assert_eq!(c.log.level, "info");
         assert_eq!((c.log.rotate, c.log.keep), (Rotate::Daily, 7));
         assert!(c.modules.is_empty());
+        assert_eq!(c.shutdown.drain_s, 10);
     }
 
     #[test]

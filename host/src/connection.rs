@@ -77,7 +77,7 @@ enum End {
     ReadFailed(ReadFailure),
     /// Bad input: a 400 envelope (already sent), then this code.
     BadInput(u16),
-    /// The host is stopping: 1001.
+    /// The host is stopping (its drain reached this client): 1012 `service restart`.
     Shutdown,
     /// A module or the manager closed it: 1000.
     Kicked,
@@ -105,7 +105,7 @@ impl End {
             End::ReadFailed(failure) => failure.close()?,
             End::Idle => (1000, "idle timeout"),
             End::BadInput(code) => (*code, "bad request"),
-            End::Shutdown => (1001, "server stopping"),
+            End::Shutdown => (1012, "service restart"),
             End::Kicked => (1000, "closed by server"),
             End::SlowConsumer => (1008, "slow consumer"),
             End::RateLimited => (1008, "rate limit"),

@@ -24,6 +24,7 @@ mod connection;
 mod databases;
 mod delivery;
 mod demo;
+mod drain;
 mod frame_error;
 mod handshake;
 // The plugin host API will call it (docs/HTTP.md); not yet exposed to modules.

@@ -213,7 +213,7 @@ fn declare() {
         counter!(name).absolute(0);
     }
     // The closes of a normal day: the server's, a stop's, and clients that vanish.
-    for code in ["1000", "1001", "1006"] {
+    for code in ["1000", "1012", "1006"] {
         counter!("mswoole_closes_total", "code" => code).absolute(0);
     }
     for reason in NOT_RESUMED_REASONS {

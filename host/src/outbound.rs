@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::Message;
 pub enum CloseRequest {
     /// A module or the manager closed it: 1000.
     Kick,
-    /// The host is stopping: 1001.
+    /// The host is stopping (the drain, README.md "Stopping"): 1012 `service restart`.
     Shutdown,
     /// Its queue went past `limits.outbound_bytes`: 1008 `slow consumer`.
     SlowConsumer,

@@ -28,7 +28,7 @@ use crate::{
     connection,
     databases::Databases,
     delivery::Delivery,
-    demo,
+    demo, drain,
     handshake::{self, Head, HeadError},
     http_client::HttpClient,
     identity::{FdIds, Identity},
@@ -45,7 +45,7 @@ use crate::{
     timers::Timers,
 };
 
-/// How long connections get to run their close sequence when the host stops.
+/// How long connections get to run their close sequence once the drain closed them.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Binds an address, saying which setting it came from when it fails.
@@ -219,8 +219,18 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     shared.shutdown.stopping().await;
     readiness::stopping();
-    tracing::info!("stopping: closing every client");
-    shared.clients.close_all_for_shutdown();
+    let drain_s = config.shutdown.drain_s;
+    tracing::info!(
+        clients = shared.clients.len(),
+        drain_s,
+        "stopping: draining clients"
+    );
+    drain::run(
+        &shared.clients,
+        Duration::from_secs(drain_s),
+        &shared.shutdown,
+    )
+    .await;
     tracker.close();
     if tokio::time::timeout(STOP_GRACE, tracker.wait())
         .await
@@ -257,7 +267,8 @@ async fn probe_databases(databases: Arc<Databases>) {
     }
 }
 
-/// SIGTERM and SIGINT stop; SIGHUP reloads; SIGUSR1 reopens the log file (logrotate).
+/// SIGTERM and SIGINT stop (a second one skips the rest of the drain); SIGHUP reloads;
+/// SIGUSR1 reopens the log file (logrotate).
 async fn signals(shared: Arc<Shared>, log: Arc<LogFile>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
@@ -271,8 +282,8 @@ async fn signals(shared: Arc<Shared>, log: Arc<LogFile>) {
     };
     loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM"); shared.shutdown.stop(); }
-            _ = int.recv() => { tracing::info!("SIGINT"); shared.shutdown.stop(); }
+            _ = term.recv() => { tracing::info!("SIGTERM"); shared.shutdown.stop_or_hurry(); }
+            _ = int.recv() => { tracing::info!("SIGINT"); shared.shutdown.stop_or_hurry(); }
             _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); manager::reload(&shared).await; }
             _ = usr1.recv() => match log.reopen() {
                 Ok(()) => tracing::info!(file = %log.path().display(), "SIGUSR1: log file reopened"),
@@ -478,7 +489,7 @@ async fn plain_http(shared: &Shared, socket: &mut TcpStream, head: &Head) {
         ("GET", "/healthz") => {
             let stopping = shared.shutdown.is_stopping();
             let body = serde_json::json!({
-                "status": if stopping { "stopping" } else { "ok" },
+                "status": if stopping { "draining" } else { "ok" },
                 "node": shared.node_id,
                 "connections": shared.clients.len(),
                 "plugins": shared.plugins.all().len(),
