@@ -16,7 +16,7 @@
 //! when the socket cannot take the close frame within [`CLOSE_GRACE`] (a slow consumer
 //! that stopped reading), the connection ends with a TCP reset instead, so the client
 //! can tell it apart from an orderly end (README, "Bad input"). Whatever ends the
-//! connection, the close sequence runs (README, "The protocol in brief"; `mswoole_core::close`).
+//! connection, the close sequence runs ([`crate::closer`]).
 //!
 //! Each message is counted against `limits.messages_per_s` as it arrives
 //! ([`MessageRate`]): one over the rate waits in line like the others and is answered
@@ -25,7 +25,6 @@
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use mswoole_core::close::close_sequence;
 use serde_json::{Map, Value};
 use tokio::{net::TcpStream, time::Instant};
 use tokio_tungstenite::{
@@ -216,8 +215,7 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
     }
     metrics::closed(code_sent);
     drop(handler);
-    let escape = shared.config.protocol.escape_html;
-    close_sequence(&*shared.registry, &*shared.plugins, &identity, escape).await;
+    shared.closer.end(&identity).await;
 }
 
 impl Handler {

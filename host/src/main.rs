@@ -4,7 +4,8 @@
 //! ([`connection`], [`frame_error`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
 //! (`mswoole_core::services`, reaching out through [`plugins::outlet`]) →
 //! [`registry`] and outbound queues ([`clients`], reached on any node through
-//! [`delivery`]).
+//! [`delivery`], the one path of a frame for an fd, both ways). [`closer`] is the one
+//! place a connection ends and its close sequence runs; [`drain`] spreads a stop's closes.
 //! [`manager`] and [`cli`] drive a running host; [`error`] is the one place a
 //! failure becomes an envelope.
 //!
@@ -17,6 +18,7 @@ mod auth;
 mod backtraces;
 mod cli;
 mod clients;
+mod closer;
 mod config;
 mod connection;
 // Modules will reach it through the host API (mswoole_core::services); not yet exposed to them (docs/DATABASES.md).

@@ -24,6 +24,7 @@ use tracing::Level;
 use crate::{
     auth::{self, TokenCodec},
     clients::Clients,
+    closer::Closer,
     config::{Backend, Config},
     connection,
     databases::Databases,
@@ -112,32 +113,36 @@ pub async fn run(config: Config) -> Result<(), String> {
     let node_id = config.node_id(outside_addr.port());
     let clients = Arc::new(Clients::new());
     let shutdown = Shutdown::new();
+    let mut redis = None;
     let registry: Arc<dyn Registry> = match config.registry.backend {
         Backend::Memory => Arc::new(MemoryRegistry::new()),
         Backend::Redis => {
             let ttl = Duration::from_secs(config.registry.node_ttl_s);
-            let redis = RedisRegistry::connect(
+            let connected = RedisRegistry::connect(
                 &config.registry.url,
                 &config.registry.prefix,
                 &node_id,
                 ttl,
-                clients.clone(),
             )
             .await?;
-            redis.spawn_background(shutdown.clone());
-            redis
+            redis = Some(connected.clone());
+            connected
         }
     };
-    // Before any client: a node restarting after a crash clears what its last run left.
-    registry
-        .start()
-        .await
-        .map_err(|e| format!("registry: {e}"))?;
     let delivery = Arc::new(Delivery::new(
         node_id.clone(),
         clients.clone(),
         registry.clone(),
     ));
+    if let Some(redis) = redis {
+        // Frames other nodes relay come in through the one delivery path.
+        redis.spawn_background(shutdown.clone(), delivery.clone());
+    }
+    // Before any client: a node restarting after a crash clears what its last run left.
+    registry
+        .start()
+        .await
+        .map_err(|e| format!("registry: {e}"))?;
     let plugin_dir = match &config.plugins.dir {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()
@@ -170,6 +175,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         ),
         config: config.clone(),
         node_id: node_id.clone(),
+        closer: Closer::new(
+            clients.clone(),
+            registry.clone(),
+            plugins.clone(),
+            config.protocol.escape_html,
+        ),
         registry,
         clients,
         delivery,

@@ -5,9 +5,9 @@ use std::{sync::Arc, time::Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
-    auth::TokenCodec, clients::Clients, config::Config, databases::Databases, delivery::Delivery,
-    http_client::HttpClient, identity::FdIds, plugins::Plugins, registry::Registry,
-    shutdown::Shutdown,
+    auth::TokenCodec, clients::Clients, closer::Closer, config::Config, databases::Databases,
+    delivery::Delivery, http_client::HttpClient, identity::FdIds, plugins::Plugins,
+    registry::Registry, shutdown::Shutdown,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before
@@ -28,6 +28,8 @@ pub struct Shared {
     pub clients: Arc<Clients>,
     /// Frames to connections on any node.
     pub delivery: Arc<Delivery>,
+    /// Ends connections: the close sequence.
+    pub closer: Closer,
     /// Loaded modules.
     pub plugins: Arc<Plugins>,
     /// SQL databases modules reach through the host API.
