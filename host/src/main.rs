@@ -45,6 +45,8 @@ mod rate_limit;
 mod readiness;
 mod registry;
 mod server;
+mod session;
+mod sessions;
 mod shared;
 mod shutdown;
 mod timers;

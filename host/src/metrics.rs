@@ -222,6 +222,16 @@ fn declare() {
     hot();
 }
 
+/// A session was resumed.
+pub fn session_resumed() {
+    counter!("mswoole_sessions_resumed_total").increment(1);
+}
+
+/// A resume was refused for `reason` (one of [`NOT_RESUMED_REASONS`]).
+pub fn session_not_resumed(reason: &'static str) {
+    counter!("mswoole_sessions_not_resumed_total", "reason" => reason).increment(1);
+}
+
 /// A handshake came to `result`.
 pub fn handshake(result: Handshake) {
     counter!("mswoole_handshakes_total", "result" => result.label()).increment(1);

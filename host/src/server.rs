@@ -26,7 +26,7 @@ use crate::{
     clients::Clients,
     closer::Closer,
     config::{Backend, Config},
-    connection,
+    connection::{self, Opening},
     databases::Databases,
     delivery::Delivery,
     demo, drain,
@@ -41,6 +41,8 @@ use crate::{
     process::{self, RuntimeFiles},
     readiness,
     registry::{memory::MemoryRegistry, redis::RedisRegistry, Registry},
+    session::{self, Replay, Session},
+    sessions::{Resumed, Sessions},
     shared::Shared,
     shutdown::Shutdown,
     timers::Timers,
@@ -167,6 +169,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         0 => (open_files as usize).saturating_sub(64).max(16),
         n => n,
     };
+    let closer = Arc::new(Closer::new(
+        clients.clone(),
+        registry.clone(),
+        plugins.clone(),
+        config.protocol.escape_html,
+    ));
     let shared = Arc::new(Shared {
         codec: TokenCodec::new(
             &config.auth.key,
@@ -175,12 +183,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         ),
         config: config.clone(),
         node_id: node_id.clone(),
-        closer: Closer::new(
+        sessions: Arc::new(Sessions::new(
+            config.recovery.clone(),
+            closer.clone(),
             clients.clone(),
-            registry.clone(),
-            plugins.clone(),
-            config.protocol.escape_html,
-        ),
+        )),
+        closer,
         registry,
         clients,
         delivery,
@@ -248,6 +256,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         .is_err()
     {
         tracing::warn!("some connections did not finish their close sequence in time");
+    }
+    // The drain detached the resumable sessions; nothing resumes them here any more.
+    let ended = shared.sessions.end_detached().await;
+    if ended > 0 {
+        tracing::info!(sessions = ended, "detached sessions ended");
     }
     let hook_timeout = Duration::from_millis(config.limits.call_timeout_ms);
     // Timers run while clients drain and end just before onShutdown.
@@ -464,16 +477,84 @@ async fn handle(
     // "Deploying": what to watch in the logs); its other lines name the fd. Not a span:
     // entering one on every poll would cost the per-message path. The path is logged,
     // never the query: it holds the token.
-    let fd = identity.fd.clone();
-    tracing::info!(%fd, %ip, path = %head.path, "connected");
+    // README.md "Resumable sessions": `resume=1` asks for one, `resume=S&last=n` resumes S.
+    let resume = match shared.config.recovery.enabled {
+        true => head
+            .query_param("resume")
+            .filter(|resume| !resume.is_empty()),
+        false => None,
+    };
+    let last = head.query_param("last").unwrap_or_default();
     // The head is not needed any more; the connection lives long, its memory should not.
+    let path = head.path.clone();
     drop(head);
+    let (identity, opening) = match resume {
+        None => (Arc::new(identity), Opening::default()),
+        Some(resume) => match open_session(&shared, identity, &resume, &last).await {
+            Ok(opened) => opened,
+            Err(error) => {
+                tracing::error!(%ip, "{error}");
+                return;
+            }
+        },
+    };
+    let fd = identity.fd.clone();
+    tracing::info!(%fd, %ip, path = %path, resumable = opening.session.is_some(), "connected");
     let config = shared.websocket_config();
     let since = Instant::now();
     let socket =
         WebSocketStream::from_partially_read(socket, rest, Role::Server, Some(config)).await;
-    connection::run(shared, socket, identity).await;
+    connection::run(shared, socket, identity, opening).await;
     tracing::info!(%fd, %ip, seconds = since.elapsed().as_secs(), "disconnected");
+}
+
+/// A resumable session for a client that asked for one: a new one (`resume=1`), the
+/// session `resume` names when the claim succeeds, else a new one with the reason.
+async fn open_session(
+    shared: &Shared,
+    fresh: Identity,
+    resume: &str,
+    last: &str,
+) -> Result<(Arc<Identity>, Opening), String> {
+    let recovery = shared.sessions.recovery();
+    let refusal = match resume {
+        "1" => None,
+        id => match shared.sessions.claim(id, &fresh, last).await {
+            Ok(Resumed { parked, missed }) => {
+                metrics::session_resumed();
+                tracing::info!(fd = %parked.identity.fd, missed = missed.len(), "session resumed");
+                let mut greeting = vec![session::resumed(id, missed.len())];
+                greeting.extend(missed);
+                let opening = Opening {
+                    session: Some(Session {
+                        id: id.to_string(),
+                        replay: parked.replay,
+                    }),
+                    queue: Some((parked.outbound, parked.inbox)),
+                    greeting,
+                };
+                return Ok((parked.identity, opening));
+            }
+            Err(reason) => {
+                metrics::session_not_resumed(reason.label());
+                Some(reason)
+            }
+        },
+    };
+    let id = session::new_id()?;
+    let greeting = match refusal {
+        None => session::started(&id),
+        Some(reason) => session::not_resumed(reason, &id),
+    };
+    let opening = Opening {
+        session: Some(Session {
+            id,
+            replay: Replay::new(recovery),
+        }),
+        queue: None,
+        greeting: vec![greeting],
+    };
+    Ok((Arc::new(fresh), opening))
 }
 
 /// `GET /`, `GET /healthz`, the demo pages when `[demo] enabled`, and 404 for the rest.

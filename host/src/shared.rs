@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::{
     auth::TokenCodec, clients::Clients, closer::Closer, config::Config, databases::Databases,
     delivery::Delivery, http_client::HttpClient, identity::FdIds, plugins::Plugins,
-    registry::Registry, shutdown::Shutdown,
+    registry::Registry, sessions::Sessions, shutdown::Shutdown,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before
@@ -29,7 +29,9 @@ pub struct Shared {
     /// Frames to connections on any node.
     pub delivery: Arc<Delivery>,
     /// Ends connections: the close sequence.
-    pub closer: Closer,
+    pub closer: Arc<Closer>,
+    /// Resumable sessions of this node.
+    pub sessions: Arc<Sessions>,
     /// Loaded modules.
     pub plugins: Arc<Plugins>,
     /// SQL databases modules reach through the host API.
