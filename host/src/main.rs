@@ -16,6 +16,7 @@
 
 mod auth;
 mod backtraces;
+mod browser_client;
 mod cli;
 mod clients;
 mod closer;

@@ -23,6 +23,7 @@ use tracing::Level;
 
 use crate::{
     auth::{self, TokenCodec},
+    browser_client,
     clients::Clients,
     closer::Closer,
     config::{Backend, Config},
@@ -577,6 +578,12 @@ async fn plain_http(shared: &Shared, socket: &mut TcpStream, head: &Head) {
         ("GET", "/") => {
             let page = "<!doctype html><title>mswoole</title><p>mswoole WebSocket host. Connect with <code>ws://HOST/?auth=TOKEN</code>.</p>\n";
             handshake::respond(socket, 200, &[], "text/html; charset=utf-8", page).await
+        }
+        ("GET", path) if browser_client::file(path).is_some() => {
+            let body = browser_client::file(path).unwrap_or_default();
+            let cache = [("Cache-Control", "no-cache")];
+            let kind = "text/javascript; charset=utf-8";
+            handshake::respond(socket, 200, &cache, kind, body).await
         }
         ("GET", "/healthz") => {
             let stopping = shared.shutdown.is_stopping();
