@@ -530,3 +530,33 @@ async fn on_redis_a_dropped_phone_keeps_its_room_and_resumes_with_every_wall_mes
         .expect_silence(Duration::from_millis(300))
         .await;
 }
+
+#[tokio::test]
+async fn a_client_of_a_stopping_host_is_told_not_resumed_on_another_and_leaves_no_ghost() {
+    // Sessions do not move between hosts (README.md, "Resumable sessions"): the stopping
+    // host ends its detached sessions (close sequence) before it goes, and a resume on
+    // another node answers `unknown` with a fresh session.
+    let redis = RedisServer::start();
+    let mut a = TestHost::start(&format!(
+        "{}\n[shutdown]\ndrain_s = 0",
+        redis.registry_toml("node-a")
+    ))
+    .await;
+    let b = TestHost::start(&redis.registry_toml("node-b")).await;
+    let token = Token::new("31", "wechatUser", "rs", "a").mint();
+    let mut phone = start(&a, &token).await;
+    let reply = phone.call(json!({"method": "live.user.join"})).await;
+    assert_eq!(reply["event"], "userJoinSuccess", "{reply}");
+    a.signal("TERM");
+    phone.client.expect_close(1012).await;
+    let status = a.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    let members = redis.cli(&["SMEMBERS", "mswoole:LIVE_USER_ROOM_rs"]);
+    assert!(members.is_empty(), "the room keeps a ghost: {members}");
+    let (_client, first) = resume(&b, &token, &phone.session, &phone.last.to_string()).await;
+    assert_eq!(
+        (first["event"].as_str(), first["info"].as_str()),
+        (Some("sessionNotResumed"), Some("unknown")),
+        "{first}"
+    );
+}
