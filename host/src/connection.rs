@@ -149,7 +149,8 @@ struct Handler {
     /// Frames other tasks queued for this connection.
     inbox: Inbox,
     /// Its resumable session: every envelope written is stamped with a seq and kept.
-    session: Option<Session>,
+    /// Boxed: a connection without one pays a pointer, not the session.
+    session: Option<Box<Session>>,
     /// Messages waiting for the call in progress, as `(method, body)`; `None` for one
     /// over the rate, answered 429 in its turn.
     pending: VecDeque<Option<(String, Map<String, Value>)>>,
@@ -172,7 +173,7 @@ struct Handler {
 #[derive(Default)]
 pub struct Opening {
     /// Its resumable session (`resume=` in the handshake), if it has one.
-    pub session: Option<Session>,
+    pub session: Option<Box<Session>>,
     /// A resumed session's queue, already in the client table; `None`: a new connection.
     pub queue: Option<(Outbound, Inbox)>,
     /// Written first, as they are: a session's control envelope and the frames it missed.

@@ -527,10 +527,10 @@ async fn open_session(
                 let mut greeting = vec![session::resumed(id, missed.len())];
                 greeting.extend(missed);
                 let opening = Opening {
-                    session: Some(Session {
+                    session: Some(Box::new(Session {
                         id: id.to_string(),
                         replay: parked.replay,
-                    }),
+                    })),
                     queue: Some((parked.outbound, parked.inbox)),
                     greeting,
                 };
@@ -548,10 +548,10 @@ async fn open_session(
         Some(reason) => session::not_resumed(reason, &id),
     };
     let opening = Opening {
-        session: Some(Session {
+        session: Some(Box::new(Session {
             id,
             replay: Replay::new(recovery),
-        }),
+        })),
         queue: None,
         greeting: vec![greeting],
     };
