@@ -5,6 +5,11 @@
 //! deleted (README, "The protocol in brief"). The order matters: a module's
 //! `onClose` still sees the connection in its rooms and can tell the others. One
 //! implementation serves the host's connections and the module test kit's.
+//!
+//! The last two steps are [`release`]: what a connection holds in the registry, given
+//! back. The host also runs it without the hooks for the connections of a node that
+//! died (README, "Several hosts behind one Redis": pruning), so the registry is
+//! cleaned the same way whoever cleans it.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -49,6 +54,14 @@ pub async fn close_sequence(
             }
         }
     }
+    release(registry, identity).await;
+}
+
+/// The close sequence's last two steps: `identity`'s connection leaves every set it
+/// registered as a close key, then its identity records are deleted (uid → fd only if it
+/// still points at this fd). Failures are logged and the steps go on.
+pub async fn release(registry: &dyn Registry, identity: &Identity) {
+    let fd = identity.fd.as_str();
     match registry.set_members(&close_keys_key(fd)).await {
         Ok(keys) => {
             for key in keys {

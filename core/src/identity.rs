@@ -119,6 +119,15 @@ impl Identity {
         }
     }
 
+    /// The identity the registry recorded for `fd` (its `info`), e.g. for a connection of
+    /// another node; `None` when the record is not a JSON object.
+    pub fn from_record(fd: String, info: &str) -> Option<Self> {
+        match serde_json::from_str(info) {
+            Ok(Value::Object(claims)) => Some(Self::from_claims(fd, claims)),
+            _ => None,
+        }
+    }
+
     /// The token minus `ctime`: what the host injects as `auth`.
     #[cfg(test)]
     pub fn auth(&self) -> Value {
@@ -190,6 +199,20 @@ mod tests {
         let identity = Identity::from_claims("f".into(), wall);
         assert_eq!(identity.close_info(false)["code"], "42");
         assert_eq!(identity.uid, None);
+    }
+
+    #[test]
+    fn a_recorded_identity_reads_back_the_same() {
+        let Value::Object(user) =
+            json!({"id": 1, "type": "wechatUser", "code": "demo", "ctime": 5})
+        else {
+            unreachable!()
+        };
+        let identity = Identity::from_claims("f".into(), user);
+        let back = Identity::from_record("f".into(), &identity.info).expect("a JSON object");
+        assert_eq!(back.info, identity.info);
+        assert_eq!(back.uid.as_deref(), Some("1"));
+        assert!(Identity::from_record("f".into(), "[1]").is_none());
     }
 
     #[test]

@@ -39,7 +39,7 @@ macro_rules! writeln_ok {
 
 /// The default config path, relative to the working directory.
 const DEFAULT_CONFIG: &str = "config/app.toml";
-/// How long `stop` waits for the host to remove its pid file.
+/// How long `stop` waits for the host to remove its pid file, beyond `shutdown.drain_s`.
 const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// MSwoole's WebSocket service as a Rust plugin host.
@@ -214,11 +214,13 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
                 };
             }
             let started = Instant::now();
+            // The drain spreads the clients' closes over drain_s (README.md, "Stopping").
+            let wait = STOP_WAIT + Duration::from_secs(config.shutdown.drain_s);
             while pid_file.exists() {
-                if started.elapsed() > STOP_WAIT {
+                if started.elapsed() > wait {
                     return Err(format!(
                         "the host did not exit within {}s ({} still exists)",
-                        STOP_WAIT.as_secs(),
+                        wait.as_secs(),
                         pid_file.display()
                     ));
                 }

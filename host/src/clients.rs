@@ -4,6 +4,10 @@
 //! they put a frame on the connection's bounded [`Outbound`] queue and the
 //! connection's own task does the I/O. A client whose queue goes past
 //! `limits.outbound_bytes` is a slow consumer: its queue asks its task to close it.
+//!
+//! A resumable session whose client dropped stays in the table, *detached*: frames
+//! for it are kept in its queue until the client resumes (README.md, "Resumable
+//! sessions"). It counts in what a frame reached, not among the connected clients.
 
 use std::{
     collections::HashMap,
@@ -31,6 +35,8 @@ pub struct ClientHandle {
     pub outbound: Outbound,
     /// Who it is.
     pub identity: Arc<Identity>,
+    /// Whether a socket serves it (false: a detached session).
+    pub attached: bool,
 }
 
 /// The local connection table.
@@ -41,6 +47,8 @@ pub struct Clients {
     /// Frames not queued because a client's queue was full, or dropped with a slow
     /// consumer's queue.
     dropped: AtomicU64,
+    /// How many entries are detached sessions.
+    detached: AtomicU64,
 }
 
 impl Clients {
@@ -63,17 +71,50 @@ impl Clients {
 
     /// Adds a connection.
     pub fn insert(&self, handle: ClientHandle) {
-        self.write().insert(handle.identity.fd.clone(), handle);
+        if !handle.attached {
+            self.detached.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(old) = self.write().insert(handle.identity.fd.clone(), handle) {
+            self.forget(&old);
+        }
+    }
+
+    fn forget(&self, handle: &ClientHandle) {
+        if !handle.attached {
+            self.detached.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Removes a connection; senders no longer reach it.
     pub fn remove(&self, fd: &str) {
-        self.write().remove(fd);
+        let removed = self.write().remove(fd);
+        if let Some(handle) = removed {
+            self.forget(&handle);
+        }
     }
 
-    /// Number of local connections.
+    /// Marks a session attached to a socket or detached from it; `false` if it is not here.
+    pub fn set_attached(&self, fd: &str, attached: bool) -> bool {
+        let mut table = self.write();
+        let Some(handle) = table.get_mut(fd) else {
+            return false;
+        };
+        if handle.attached != attached {
+            handle.attached = attached;
+            match attached {
+                true => self.detached.fetch_sub(1, Ordering::Relaxed),
+                false => self.detached.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        true
+    }
+
+    /// Number of local connections a socket serves (detached sessions left out).
     pub fn len(&self) -> usize {
-        self.read().len()
+        let table = self.read();
+        table
+            .len()
+            .saturating_sub(self.detached.load(Ordering::Relaxed) as usize)
     }
 
     /// Frames dropped so far because a client stopped reading.
@@ -94,11 +135,22 @@ impl Clients {
         reached
     }
 
-    /// Asks every local connection to close because the host is stopping.
-    pub fn close_all_for_shutdown(&self) {
-        for handle in self.read().values() {
-            handle.outbound.close(CloseRequest::Shutdown);
-        }
+    /// The fds of every local connection a socket serves, now.
+    pub fn fds(&self) -> Vec<String> {
+        let table = self.read();
+        table
+            .values()
+            .filter(|handle| handle.attached)
+            .map(|handle| handle.identity.fd.clone())
+            .collect()
+    }
+
+    /// Asks a connection to close for `request`; `true` if it is connected here.
+    pub fn close_with(&self, fd: &str, request: CloseRequest) -> bool {
+        self.read()
+            .get(fd)
+            .map(|handle| handle.outbound.close(request))
+            .is_some()
     }
 
     /// Queues a frame for every local connection; returns how many.
@@ -112,10 +164,7 @@ impl Clients {
 
     /// Asks a connection to close; `true` if it is connected here.
     pub fn close(&self, fd: &str) -> bool {
-        self.read()
-            .get(fd)
-            .map(|handle| handle.outbound.close(CloseRequest::Kick))
-            .is_some()
+        self.close_with(fd, CloseRequest::Kick)
     }
 
     fn queue(&self, handle: &ClientHandle, text: &Utf8Bytes) {

@@ -327,6 +327,49 @@ fn database_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// `[shutdown]`: how a stop drains its clients (README.md, "Stopping").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    /// Seconds over which a stop spreads its clients' 1012 closes, so they do not all reconnect
+    /// to the other nodes in the same second; 0 closes them all at once.
+    pub drain_s: u64,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown { drain_s: 10 }
+    }
+}
+
+/// `[recovery]`: resumable sessions (README.md, "Resumable sessions").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recovery {
+    /// Whether a client may ask for a resumable session (`resume=` in the handshake).
+    pub enabled: bool,
+    /// Seconds a dropped session waits for its client before its close sequence runs.
+    pub window_s: u64,
+    /// Seconds the frames written to a resumable connection are kept for a replay.
+    pub replay_s: u64,
+    /// Most frames kept per session, written or waiting for a detached client.
+    pub max_frames: usize,
+    /// Most bytes kept per session, written or waiting for a detached client.
+    pub max_bytes: usize,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            enabled: true,
+            window_s: 120,
+            replay_s: 60,
+            max_frames: 256,
+            max_bytes: 256 * 1024,
+        }
+    }
+}
+
 /// `[demo]`: the demo pages (README.md, "Demo"). Off by default and in the shipped file:
 /// when on, anyone who reaches the outside port can mint tokens.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -352,6 +395,8 @@ struct File {
     log: Log,
     databases: DatabasesConfig,
     demo: Demo,
+    shutdown: Shutdown,
+    recovery: Recovery,
     modules: BTreeMap<String, toml::Table>,
 }
 
@@ -384,6 +429,10 @@ pub struct Config {
     pub dir: PathBuf,
     /// The demo pages.
     pub demo: Demo,
+    /// The stop's drain.
+    pub shutdown: Shutdown,
+    /// Resumable sessions.
+    pub recovery: Recovery,
     /// `[modules.<Name>]` tables handed to each module.
     pub modules: BTreeMap<String, toml::Table>,
 }
@@ -612,6 +661,8 @@ impl Config {
             databases,
             dir: base.to_path_buf(),
             demo: file.demo,
+            shutdown: file.shutdown,
+            recovery: file.recovery,
             modules: file.modules,
         }
     }
@@ -638,6 +689,9 @@ impl Config {
             wide(self.manager.max_message_bytes),
         )?;
         positive("heartbeat.idle_s", self.heartbeat.idle_s)?;
+        positive("recovery.window_s", self.recovery.window_s)?;
+        positive("recovery.max_frames", wide(self.recovery.max_frames))?;
+        positive("recovery.max_bytes", wide(self.recovery.max_bytes))?;
         non_empty("auth.key", &self.auth.key)?;
         if let Some(iv) = &self.auth.iv {
             non_empty("auth.iv", iv)?;
@@ -789,6 +843,10 @@ mod tests {
         assert_eq!(c.log.level, "info");
         assert_eq!((c.log.rotate, c.log.keep), (Rotate::Daily, 7));
         assert!(c.modules.is_empty());
+        assert_eq!(c.shutdown.drain_s, 10);
+        assert!(c.recovery.enabled);
+        assert_eq!((c.recovery.window_s, c.recovery.replay_s), (120, 60));
+        assert_eq!((c.recovery.max_frames, c.recovery.max_bytes), (256, 262144));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! when the socket cannot take the close frame within [`CLOSE_GRACE`] (a slow consumer
 //! that stopped reading), the connection ends with a TCP reset instead, so the client
 //! can tell it apart from an orderly end (README, "Bad input"). Whatever ends the
-//! connection, the close sequence runs (README, "The protocol in brief"; `mswoole_core::close`).
+//! connection, the close sequence runs ([`crate::closer`]).
 //!
 //! Each message is counted against `limits.messages_per_s` as it arrives
 //! ([`MessageRate`]): one over the rate waits in line like the others and is answered
@@ -25,7 +25,6 @@
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use mswoole_core::close::close_sequence;
 use serde_json::{Map, Value};
 use tokio::{net::TcpStream, time::Instant};
 use tokio_tungstenite::{
@@ -46,10 +45,12 @@ use crate::{
     log_limit,
     message::{self, Inbound},
     metrics,
-    outbound::{self, CloseRequest, Inbox, Mail},
+    outbound::{self, CloseRequest, Inbox, Mail, Outbound},
     plugins::bridge,
     rate_limit::{MessageRate, Verdict},
     router,
+    session::Session,
+    sessions::Parked,
     shared::Shared,
 };
 
@@ -77,7 +78,7 @@ enum End {
     ReadFailed(ReadFailure),
     /// Bad input: a 400 envelope (already sent), then this code.
     BadInput(u16),
-    /// The host is stopping: 1001.
+    /// The host is stopping (its drain reached this client): 1012 `service restart`.
     Shutdown,
     /// A module or the manager closed it: 1000.
     Kicked,
@@ -86,6 +87,9 @@ enum End {
     SlowConsumer,
     /// Over `limits.messages_per_s` for `limits.rate_close_after_s`: 1008 `rate limit`.
     RateLimited,
+    /// A resume of its session took it over (the socket looked open but was not): the
+    /// socket goes without a word, the session lives on.
+    TakenOver,
 }
 
 impl From<CloseRequest> for End {
@@ -94,18 +98,33 @@ impl From<CloseRequest> for End {
             CloseRequest::Kick => End::Kicked,
             CloseRequest::Shutdown => End::Shutdown,
             CloseRequest::SlowConsumer => End::SlowConsumer,
+            CloseRequest::Takeover => End::TakenOver,
         }
     }
 }
 
 impl End {
+    /// Whether this end detaches a resumable session instead of ending it (README.md,
+    /// "Resumable sessions"): the socket went without a close frame from the client (a
+    /// reset, an EOF; `echoed` is the code of one that came), it was idle, the drain
+    /// closed it, or a resume took it over. A close frame from the client, a close by a
+    /// module or the manager, bad input and the limits end the session.
+    fn detaches(&self, echoed: Option<u16>) -> bool {
+        match self {
+            End::ClientGone => echoed.is_none(),
+            End::ReadFailed(failure) => failure.close().is_none() && echoed.is_none(),
+            End::Idle | End::Shutdown | End::TakenOver => true,
+            End::BadInput(_) | End::Kicked | End::SlowConsumer | End::RateLimited => false,
+        }
+    }
+
     fn close_frame(&self) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            End::ClientGone => return None,
+            End::ClientGone | End::TakenOver => return None,
             End::ReadFailed(failure) => failure.close()?,
             End::Idle => (1000, "idle timeout"),
             End::BadInput(code) => (*code, "bad request"),
-            End::Shutdown => (1001, "server stopping"),
+            End::Shutdown => (1012, "service restart"),
             End::Kicked => (1000, "closed by server"),
             End::SlowConsumer => (1008, "slow consumer"),
             End::RateLimited => (1008, "rate limit"),
@@ -129,6 +148,9 @@ struct Handler {
     socket: Socket,
     /// Frames other tasks queued for this connection.
     inbox: Inbox,
+    /// Its resumable session: every envelope written is stamped with a seq and kept.
+    /// Boxed: a connection without one pays a pointer, not the session.
+    session: Option<Box<Session>>,
     /// Messages waiting for the call in progress, as `(method, body)`; `None` for one
     /// over the rate, answered 429 in its turn.
     pending: VecDeque<Option<(String, Map<String, Value>)>>,
@@ -147,31 +169,56 @@ struct Handler {
     echoed: Option<u16>,
 }
 
-/// Runs a connection until it ends, then its close sequence.
-pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
-    let identity = Arc::new(identity);
+/// How a connection begins.
+#[derive(Default)]
+pub struct Opening {
+    /// Its resumable session (`resume=` in the handshake), if it has one.
+    pub session: Option<Box<Session>>,
+    /// A resumed session's queue, already in the client table; `None`: a new connection.
+    pub queue: Option<(Outbound, Inbox)>,
+    /// Written first, as they are: a session's control envelope and the frames it missed.
+    pub greeting: Vec<Utf8Bytes>,
+}
+
+/// Runs a connection until it ends, then its close sequence — or, for a resumable
+/// session that dropped, parks the session (README.md, "Resumable sessions").
+pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Arc<Identity>, opening: Opening) {
     let limits = &shared.config.limits;
-    let (outbound, inbox) = outbound::queue(limits.outbound_queue, limits.outbound_bytes);
-    if let Err(error) = shared.registry.register(&identity).await {
-        let message = format!("connection not recorded in the registry: {error}");
-        if log_limit::admit(
-            Level::WARN,
-            "connection not recorded in the registry",
-            &message,
-        ) {
-            tracing::warn!(fd = %identity.fd, "{message}");
+    let (outbound, inbox) = match opening.queue {
+        Some(queue) => queue,
+        None => {
+            let (outbound, inbox) = outbound::queue(limits.outbound_queue, limits.outbound_bytes);
+            if let Err(error) = shared.registry.register(&identity).await {
+                let message = format!("connection not recorded in the registry: {error}");
+                if log_limit::admit(
+                    Level::WARN,
+                    "connection not recorded in the registry",
+                    &message,
+                ) {
+                    tracing::warn!(fd = %identity.fd, "{message}");
+                }
+            }
+            shared.clients.insert(ClientHandle {
+                outbound: outbound.clone(),
+                identity: identity.clone(),
+                attached: true,
+            });
+            (outbound, inbox)
         }
+    };
+    if let Some(session) = &opening.session {
+        inbox.attach();
+        shared
+            .sessions
+            .attach(&session.id, identity.clone(), outbound.clone());
     }
-    shared.clients.insert(ClientHandle {
-        outbound,
-        identity: identity.clone(),
-    });
 
     let mut handler = Handler {
         shared: shared.clone(),
         identity: identity.clone(),
         socket,
         inbox,
+        session: opening.session,
         pending: VecDeque::new(),
         rate: MessageRate::new(
             limits.messages_per_s,
@@ -184,13 +231,19 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
         ending: None,
         echoed: None,
     };
+    for frame in opening.greeting {
+        handler.write_raw(Message::Text(frame)).await;
+    }
     // A stop that began before this connection was in the table did not reach it.
     let end = match shared.shutdown.is_stopping() {
         true => End::Shutdown,
         false => handler.serve().await,
     };
     tracing::debug!(fd = %identity.fd, ?end, "connection ends");
-    shared.clients.remove(&identity.fd);
+    let detaches = handler.session.is_some() && end.detaches(handler.echoed);
+    if !detaches {
+        shared.clients.remove(&identity.fd);
+    }
     let mut code_sent = handler.echoed.filter(|_| end == End::ClientGone);
     if let Some(frame) = end.close_frame() {
         let code = u16::from(frame.code);
@@ -209,15 +262,36 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Identity) {
                 tracing::debug!(fd = %identity.fd, "cannot arrange a reset: {error}");
             }
         }
-    } else {
+    } else if end != End::TakenOver {
         // Nothing to say, but tungstenite may still owe the client the answer to its own
         // close frame (a reply written after it arrived fails and ends the loop first).
         let _ = tokio::time::timeout(CLOSE_GRACE, handler.socket.flush()).await;
     }
     metrics::closed(code_sent);
-    drop(handler);
-    let escape = shared.config.protocol.escape_html;
-    close_sequence(&*shared.registry, &*shared.plugins, &identity, escape).await;
+    let Handler { inbox, session, .. } = handler;
+    match session {
+        Some(session) if detaches => {
+            let handled = match end {
+                End::Shutdown => Some(CloseRequest::Shutdown),
+                End::TakenOver => Some(CloseRequest::Takeover),
+                _ => None,
+            };
+            let parked = Parked {
+                identity,
+                replay: session.replay,
+                outbound,
+                inbox,
+            };
+            shared.sessions.park(&session.id, parked, handled);
+        }
+        session => {
+            if let Some(session) = session {
+                shared.sessions.forget(&session.id);
+            }
+            drop(inbox);
+            shared.closer.end(&identity).await;
+        }
+    }
 }
 
 impl Handler {
@@ -282,10 +356,23 @@ impl Handler {
         }
     }
 
+    /// Writes a frame (see [`Handler::write_raw`]); on a resumable session an envelope
+    /// is stamped with the next seq and kept for a replay first, even when it can no
+    /// longer be written (the connection is ending): the resume replays it.
+    async fn write(&mut self, frame: Message) {
+        let frame = match (&mut self.session, frame) {
+            (Some(session), Message::Text(text)) if text.as_str() != "3" => {
+                Message::Text(session.replay.stamp(text.as_str()))
+            }
+            (_, frame) => frame,
+        };
+        self.write_raw(frame).await
+    }
+
     /// Writes a frame into the socket's buffer; [`Handler::flush`] sends it. tungstenite
     /// writes to the socket once its buffer holds 128 KiB, and waits for it to drain
     /// before it takes the next frame: that wait is bounded like a flush.
-    async fn write(&mut self, frame: Message) {
+    async fn write_raw(&mut self, frame: Message) {
         if self.ending.is_none() {
             self.unflushed = true;
             metrics::frame_sent();

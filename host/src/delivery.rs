@@ -1,7 +1,11 @@
 //! Gets a frame to connections wherever they are: this node's outbound queues, or
 //! another node through the registry's relay.
 //!
-//! An fd names its node, so no lookup is needed to know where it lives.
+//! The one path of a frame for an fd, in both directions: modules (through the host
+//! API's outlet) and the manager send through [`Delivery`], and what other nodes relay
+//! to this one comes back in through it too ([`Arrivals`]), so only this file hands
+//! frames and close requests to [`Clients`]. An fd names its node, so no lookup is
+//! needed to know where it lives.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -10,7 +14,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::{
     clients::Clients,
     identity::node_of,
-    registry::{Registry, RegistryError},
+    registry::{Arrivals, Registry, RegistryError},
 };
 
 /// How far a frame went.
@@ -96,5 +100,20 @@ impl Delivery {
             Some(node) if node != self.node => self.registry.close_on_node(node, fd).await,
             _ => Ok(self.clients.close(fd)),
         }
+    }
+}
+
+/// What other nodes relay to this one, delivered to this node's connections.
+impl Arrivals for Delivery {
+    fn to_fds(&self, fds: &[String], text: &Utf8Bytes) {
+        self.clients.send_many(fds.iter().map(String::as_str), text);
+    }
+
+    fn to_all(&self, text: &Utf8Bytes) {
+        self.clients.send_all(text);
+    }
+
+    fn close(&self, fd: &str) {
+        self.clients.close(fd);
     }
 }

@@ -4,7 +4,8 @@
 //! ([`connection`], [`frame_error`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
 //! (`mswoole_core::services`, reaching out through [`plugins::outlet`]) →
 //! [`registry`] and outbound queues ([`clients`], reached on any node through
-//! [`delivery`]).
+//! [`delivery`], the one path of a frame for an fd, both ways). [`closer`] is the one
+//! place a connection ends and its close sequence runs; [`drain`] spreads a stop's closes.
 //! [`manager`] and [`cli`] drive a running host; [`error`] is the one place a
 //! failure becomes an envelope.
 //!
@@ -15,12 +16,15 @@
 
 mod auth;
 mod backtraces;
+mod browser_client;
 mod cli;
 mod clients;
+mod closer;
 mod config;
 mod connection;
 mod delivery;
 mod demo;
+mod drain;
 mod frame_error;
 mod handshake;
 mod ip_limit;
@@ -36,6 +40,8 @@ mod rate_limit;
 mod readiness;
 mod registry;
 mod server;
+mod session;
+mod sessions;
 mod shared;
 mod shutdown;
 mod timers;

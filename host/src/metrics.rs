@@ -215,13 +215,23 @@ fn declare() {
         counter!(name).absolute(0);
     }
     // The closes of a normal day: the server's, a stop's, and clients that vanish.
-    for code in ["1000", "1001", "1006"] {
+    for code in ["1000", "1012", "1006"] {
         counter!("mswoole_closes_total", "code" => code).absolute(0);
     }
     for reason in NOT_RESUMED_REASONS {
         counter!("mswoole_sessions_not_resumed_total", "reason" => reason).absolute(0);
     }
     hot();
+}
+
+/// A session was resumed.
+pub fn session_resumed() {
+    counter!("mswoole_sessions_resumed_total").increment(1);
+}
+
+/// A resume was refused for `reason` (one of [`NOT_RESUMED_REASONS`]).
+pub fn session_not_resumed(reason: &'static str) {
+    counter!("mswoole_sessions_not_resumed_total", "reason" => reason).increment(1);
 }
 
 /// A handshake came to `result`.

@@ -35,12 +35,24 @@ use tokio_tungstenite::tungstenite::Message;
 /// Why another task wants the connection closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CloseRequest {
+    /// A resume of its session arrived while this socket still looked open (half-open): the
+    /// socket goes without a close sequence, the session moves to the new one. The weakest:
+    /// any other request ends or detaches the session anyway.
+    Takeover,
     /// A module or the manager closed it: 1000.
     Kick,
-    /// The host is stopping: 1001.
+    /// The host is stopping (the drain, README.md "Stopping"): 1012 `service restart`.
     Shutdown,
     /// Its queue went past `limits.outbound_bytes`: 1008 `slow consumer`.
     SlowConsumer,
+}
+
+impl CloseRequest {
+    /// Whether it detaches a resumable session rather than ending it (README.md,
+    /// "Resumable sessions"): frames for it are then still kept.
+    pub fn detaches(self) -> bool {
+        matches!(self, CloseRequest::Takeover | CloseRequest::Shutdown)
+    }
 }
 
 /// What the connection task finds in its inbox.
@@ -63,6 +75,12 @@ struct Held {
     taken_bytes: usize,
     /// A close request, which goes before any frame still queued; the strongest wins.
     close: Option<CloseRequest>,
+    /// While the connection's session is detached (no task takes frames): its bounds
+    /// `(frames, bytes)`, past which the session ends instead of dropping frames.
+    detached: Option<(usize, usize)>,
+    /// The connection has a resumable session: a request that detaches it does not stop
+    /// frames from being kept.
+    resumable: bool,
 }
 
 /// The queue of one connection, shared by its senders and its task.
@@ -137,8 +155,19 @@ impl Outbound {
     /// Queues a frame without waiting.
     pub fn offer(&self, frame: Message) -> Offer {
         let mut held = self.0.held();
-        if held.close.is_some() {
-            return Offer::Closing;
+        if let Some(request) = held.close {
+            if !(held.resumable && request.detaches()) {
+                return Offer::Closing;
+            }
+        }
+        if let Some((max_frames, max_bytes)) = held.detached {
+            // A detached session keeps every frame or ends: none may be lost silently.
+            if held.frames.len() >= max_frames || held.queued_bytes + size(&frame) > max_bytes {
+                let dropped = std::mem::take(&mut held.frames).len();
+                held.queued_bytes = 0;
+                self.0.request_close(&mut held, CloseRequest::SlowConsumer);
+                return Offer::SlowConsumer { dropped };
+            }
         }
         if held.frames.len() >= self.0.max_frames {
             return Offer::Full;
@@ -161,6 +190,21 @@ impl Outbound {
     pub fn close(&self, request: CloseRequest) {
         let mut held = self.0.held();
         self.0.request_close(&mut held, request);
+    }
+
+    /// Waits for a close request (what waits on a detached session).
+    pub async fn close_requested(&self) -> CloseRequest {
+        wait_for_close(&self.0).await
+    }
+}
+
+async fn wait_for_close(queue: &Queue) -> CloseRequest {
+    loop {
+        let notified = queue.closing.notified();
+        if let Some(request) = queue.held().close {
+            return request;
+        }
+        notified.await;
     }
 }
 
@@ -192,6 +236,14 @@ impl Inbox {
         Some(Mail::Frames(std::mem::take(&mut held.frames)))
     }
 
+    /// Takes the frames waiting, leaving any close request where it is (a resume stamps
+    /// what waited for a detached session, so the client learns how many it missed).
+    pub fn take_frames(&self) -> VecDeque<Message> {
+        let mut held = self.0.held();
+        held.queued_bytes = 0;
+        std::mem::take(&mut held.frames)
+    }
+
     /// The task flushed everything it took to the socket: those bytes no longer count.
     pub fn flushed(&self) {
         self.0.held().taken_bytes = 0;
@@ -199,12 +251,27 @@ impl Inbox {
 
     /// Waits for a close request (used while the task is blocked writing).
     pub async fn close_requested(&self) -> CloseRequest {
-        loop {
-            if let Some(request) = self.0.held().close {
-                return request;
-            }
-            self.0.closing.notified().await;
+        wait_for_close(&self.0).await
+    }
+
+    /// The task that held this queue let its session go detached: frames are kept from now
+    /// on within `(max_frames, max_bytes)` (past them the session ends), and `handled`, the
+    /// request that detached it, is forgotten (a stronger one made meanwhile stays).
+    pub fn detach(&self, handled: Option<CloseRequest>, max_frames: usize, max_bytes: usize) {
+        let mut held = self.0.held();
+        if handled.is_some() && held.close == handled {
+            held.close = None;
         }
+        held.taken_bytes = 0;
+        held.detached = Some((max_frames.max(1), max_bytes.max(1)));
+    }
+
+    /// A (resumed) session's task holds this queue: the connection's own bounds apply, and
+    /// a request that detaches the session keeps frames coming.
+    pub fn attach(&self) {
+        let mut held = self.0.held();
+        held.detached = None;
+        held.resumable = true;
     }
 }
 
@@ -286,6 +353,36 @@ mod tests {
         }
         assert_eq!(inbox.take().await, Mail::Close(CloseRequest::SlowConsumer));
         assert_eq!(outbound.offer(text(1)), Offer::Closing);
+    }
+
+    #[tokio::test]
+    async fn a_detached_queue_keeps_frames_within_its_bounds_or_ends_the_session() {
+        let (outbound, inbox) = queue(100, 1000);
+        outbound.close(CloseRequest::Shutdown);
+        inbox.detach(Some(CloseRequest::Shutdown), 2, 1000);
+        assert_eq!(
+            outbound.offer(text(1)),
+            Offer::Queued,
+            "the drain's request is forgotten"
+        );
+        assert_eq!(outbound.offer(text(1)), Offer::Queued);
+        assert_eq!(outbound.offer(text(1)), Offer::SlowConsumer { dropped: 2 });
+        assert_eq!(outbound.close_requested().await, CloseRequest::SlowConsumer);
+
+        let (outbound, inbox) = queue(100, 1000);
+        inbox.detach(None, 10, 10);
+        assert_eq!(outbound.offer(text(11)), Offer::SlowConsumer { dropped: 0 });
+
+        let (outbound, inbox) = queue(100, 1000);
+        outbound.close(CloseRequest::Takeover);
+        outbound.close(CloseRequest::Kick);
+        inbox.detach(Some(CloseRequest::Takeover), 10, 1000);
+        assert_eq!(
+            inbox.take().await,
+            Mail::Close(CloseRequest::Kick),
+            "a stronger request stays"
+        );
+        inbox.attach();
     }
 
     #[tokio::test]

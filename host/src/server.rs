@@ -24,11 +24,13 @@ use tracing::Level;
 
 use crate::{
     auth::{self, TokenCodec},
+    browser_client,
     clients::Clients,
+    closer::Closer,
     config::{Backend, Config},
-    connection,
+    connection::{self, Opening},
     delivery::Delivery,
-    demo,
+    demo, drain,
     handshake::{self, Head, HeadError},
     identity::{FdIds, Identity},
     ip_limit::IpLimit,
@@ -39,12 +41,14 @@ use crate::{
     process::{self, RuntimeFiles},
     readiness,
     registry::{memory::MemoryRegistry, redis::RedisRegistry, Registry},
+    session::{self, Replay, Session},
+    sessions::{Resumed, Sessions},
     shared::Shared,
     shutdown::Shutdown,
     timers::Timers,
 };
 
-/// How long connections get to run their close sequence when the host stops.
+/// How long connections get to run their close sequence once the drain closed them.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Binds an address, saying which setting it came from when it fails.
@@ -112,32 +116,36 @@ pub async fn run(config: Config) -> Result<(), String> {
     let node_id = config.node_id(outside_addr.port());
     let clients = Arc::new(Clients::new());
     let shutdown = Shutdown::new();
+    let mut redis = None;
     let registry: Arc<dyn Registry> = match config.registry.backend {
         Backend::Memory => Arc::new(MemoryRegistry::new()),
         Backend::Redis => {
             let ttl = Duration::from_secs(config.registry.node_ttl_s);
-            let redis = RedisRegistry::connect(
+            let connected = RedisRegistry::connect(
                 &config.registry.url,
                 &config.registry.prefix,
                 &node_id,
                 ttl,
-                clients.clone(),
             )
             .await?;
-            redis.spawn_background(shutdown.clone());
-            redis
+            redis = Some(connected.clone());
+            connected
         }
     };
-    // Before any client: a node restarting after a crash clears what its last run left.
-    registry
-        .start()
-        .await
-        .map_err(|e| format!("registry: {e}"))?;
     let delivery = Arc::new(Delivery::new(
         node_id.clone(),
         clients.clone(),
         registry.clone(),
     ));
+    if let Some(redis) = redis {
+        // Frames other nodes relay come in through the one delivery path.
+        redis.spawn_background(shutdown.clone(), delivery.clone());
+    }
+    // Before any client: a node restarting after a crash clears what its last run left.
+    registry
+        .start()
+        .await
+        .map_err(|e| format!("registry: {e}"))?;
     let plugin_dir = match &config.plugins.dir {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()
@@ -163,6 +171,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         0 => (open_files as usize).saturating_sub(64).max(16),
         n => n,
     };
+    let closer = Arc::new(Closer::new(
+        clients.clone(),
+        registry.clone(),
+        plugins.clone(),
+        config.protocol.escape_html,
+    ));
     let shared = Arc::new(Shared {
         codec: TokenCodec::new(
             &config.auth.key,
@@ -171,6 +185,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         ),
         config: config.clone(),
         node_id: node_id.clone(),
+        sessions: Arc::new(Sessions::new(
+            config.recovery.clone(),
+            closer.clone(),
+            clients.clone(),
+        )),
+        closer,
         registry,
         clients,
         delivery,
@@ -218,14 +238,29 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     shared.shutdown.stopping().await;
     readiness::stopping();
-    tracing::info!("stopping: closing every client");
-    shared.clients.close_all_for_shutdown();
+    let drain_s = config.shutdown.drain_s;
+    tracing::info!(
+        clients = shared.clients.len(),
+        drain_s,
+        "stopping: draining clients"
+    );
+    drain::run(
+        &shared.clients,
+        Duration::from_secs(drain_s),
+        &shared.shutdown,
+    )
+    .await;
     tracker.close();
     if tokio::time::timeout(STOP_GRACE, tracker.wait())
         .await
         .is_err()
     {
         tracing::warn!("some connections did not finish their close sequence in time");
+    }
+    // The drain detached the resumable sessions; nothing resumes them here any more.
+    let ended = shared.sessions.end_detached().await;
+    if ended > 0 {
+        tracing::info!(sessions = ended, "detached sessions ended");
     }
     let hook_timeout = Duration::from_millis(config.limits.call_timeout_ms);
     // Timers run while clients drain and end just before onShutdown.
@@ -256,7 +291,8 @@ async fn probe_databases(databases: Arc<Databases>) {
     }
 }
 
-/// SIGTERM and SIGINT stop; SIGHUP reloads; SIGUSR1 reopens the log file (logrotate).
+/// SIGTERM and SIGINT stop (a second one skips the rest of the drain); SIGHUP reloads;
+/// SIGUSR1 reopens the log file (logrotate).
 async fn signals(shared: Arc<Shared>, log: Arc<LogFile>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
@@ -270,8 +306,8 @@ async fn signals(shared: Arc<Shared>, log: Arc<LogFile>) {
     };
     loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM"); shared.shutdown.stop(); }
-            _ = int.recv() => { tracing::info!("SIGINT"); shared.shutdown.stop(); }
+            _ = term.recv() => { tracing::info!("SIGTERM"); shared.shutdown.stop_or_hurry(); }
+            _ = int.recv() => { tracing::info!("SIGINT"); shared.shutdown.stop_or_hurry(); }
             _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); manager::reload(&shared).await; }
             _ = usr1.recv() => match log.reopen() {
                 Ok(()) => tracing::info!(file = %log.path().display(), "SIGUSR1: log file reopened"),
@@ -441,16 +477,84 @@ async fn handle(
     // "Deploying": what to watch in the logs); its other lines name the fd. Not a span:
     // entering one on every poll would cost the per-message path. The path is logged,
     // never the query: it holds the token.
-    let fd = identity.fd.clone();
-    tracing::info!(%fd, %ip, path = %head.path, "connected");
+    // README.md "Resumable sessions": `resume=1` asks for one, `resume=S&last=n` resumes S.
+    let resume = match shared.config.recovery.enabled {
+        true => head
+            .query_param("resume")
+            .filter(|resume| !resume.is_empty()),
+        false => None,
+    };
+    let last = head.query_param("last").unwrap_or_default();
     // The head is not needed any more; the connection lives long, its memory should not.
+    let path = head.path.clone();
     drop(head);
+    let (identity, opening) = match resume {
+        None => (Arc::new(identity), Opening::default()),
+        Some(resume) => match open_session(&shared, identity, &resume, &last).await {
+            Ok(opened) => opened,
+            Err(error) => {
+                tracing::error!(%ip, "{error}");
+                return;
+            }
+        },
+    };
+    let fd = identity.fd.clone();
+    tracing::info!(%fd, %ip, path = %path, resumable = opening.session.is_some(), "connected");
     let config = shared.websocket_config();
     let since = Instant::now();
     let socket =
         WebSocketStream::from_partially_read(socket, rest, Role::Server, Some(config)).await;
-    connection::run(shared, socket, identity).await;
+    connection::run(shared, socket, identity, opening).await;
     tracing::info!(%fd, %ip, seconds = since.elapsed().as_secs(), "disconnected");
+}
+
+/// A resumable session for a client that asked for one: a new one (`resume=1`), the
+/// session `resume` names when the claim succeeds, else a new one with the reason.
+async fn open_session(
+    shared: &Shared,
+    fresh: Identity,
+    resume: &str,
+    last: &str,
+) -> Result<(Arc<Identity>, Opening), String> {
+    let recovery = shared.sessions.recovery();
+    let refusal = match resume {
+        "1" => None,
+        id => match shared.sessions.claim(id, &fresh, last).await {
+            Ok(Resumed { parked, missed }) => {
+                metrics::session_resumed();
+                tracing::info!(fd = %parked.identity.fd, missed = missed.len(), "session resumed");
+                let mut greeting = vec![session::resumed(id, missed.len())];
+                greeting.extend(missed);
+                let opening = Opening {
+                    session: Some(Box::new(Session {
+                        id: id.to_string(),
+                        replay: parked.replay,
+                    })),
+                    queue: Some((parked.outbound, parked.inbox)),
+                    greeting,
+                };
+                return Ok((parked.identity, opening));
+            }
+            Err(reason) => {
+                metrics::session_not_resumed(reason.label());
+                Some(reason)
+            }
+        },
+    };
+    let id = session::new_id()?;
+    let greeting = match refusal {
+        None => session::started(&id),
+        Some(reason) => session::not_resumed(reason, &id),
+    };
+    let opening = Opening {
+        session: Some(Box::new(Session {
+            id,
+            replay: Replay::new(recovery),
+        })),
+        queue: None,
+        greeting: vec![greeting],
+    };
+    Ok((Arc::new(fresh), opening))
 }
 
 /// `GET /`, `GET /healthz`, the demo pages when `[demo] enabled`, and 404 for the rest.
@@ -474,10 +578,16 @@ async fn plain_http(shared: &Shared, socket: &mut TcpStream, head: &Head) {
             let page = "<!doctype html><title>mswoole</title><p>mswoole WebSocket host. Connect with <code>ws://HOST/?auth=TOKEN</code>.</p>\n";
             handshake::respond(socket, 200, &[], "text/html; charset=utf-8", page).await
         }
+        ("GET", path) if browser_client::file(path).is_some() => {
+            let body = browser_client::file(path).unwrap_or_default();
+            let cache = [("Cache-Control", "no-cache")];
+            let kind = "text/javascript; charset=utf-8";
+            handshake::respond(socket, 200, &cache, kind, body).await
+        }
         ("GET", "/healthz") => {
             let stopping = shared.shutdown.is_stopping();
             let body = serde_json::json!({
-                "status": if stopping { "stopping" } else { "ok" },
+                "status": if stopping { "draining" } else { "ok" },
                 "node": shared.node_id,
                 "connections": shared.clients.len(),
                 "plugins": shared.plugins.all().len(),

@@ -5,8 +5,9 @@ use std::{sync::Arc, time::Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
-    auth::TokenCodec, clients::Clients, config::Config, delivery::Delivery, identity::FdIds,
-    plugins::Plugins, registry::Registry, shutdown::Shutdown,
+    auth::TokenCodec, clients::Clients, closer::Closer, config::Config, delivery::Delivery,
+    identity::FdIds, plugins::Plugins, registry::Registry, sessions::Sessions,
+    shutdown::Shutdown,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before
@@ -27,6 +28,10 @@ pub struct Shared {
     pub clients: Arc<Clients>,
     /// Frames to connections on any node.
     pub delivery: Arc<Delivery>,
+    /// Ends connections: the close sequence.
+    pub closer: Arc<Closer>,
+    /// Resumable sessions of this node.
+    pub sessions: Arc<Sessions>,
     /// Loaded modules.
     pub plugins: Arc<Plugins>,
     /// Hands out fds.

@@ -103,7 +103,7 @@ async fn stop_returns_after_the_host_exited() {
         !host.dir().pid_file().exists(),
         "stop returned before the pid file was removed"
     );
-    client.expect_close(1001).await;
+    client.expect_close(1012).await;
     let status = host.wait_exit(Duration::from_secs(5)).await;
     assert_eq!(status.code(), Some(0), "exit status {status}");
 }
@@ -189,7 +189,7 @@ async fn assert_signal_stops(signal: &str) {
     let mut client = host.connect_user().await;
     client.fd().await;
     host.signal(signal);
-    client.expect_close(1001).await;
+    client.expect_close(1012).await;
     let status = host.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(
         status.code(),

@@ -28,19 +28,19 @@ async fn get_healthz_is_200_json() {
 }
 
 #[tokio::test]
-async fn healthz_is_503_stopping_while_the_host_stops() {
+async fn healthz_is_503_draining_while_the_host_stops() {
     // Index's onShutdown takes 3 s (a debug setting): the host is stopping all that time.
     let mut host = TestHost::start("[modules.Index]\ndebug_shutdown_ms = 3000").await;
     let mut client = host.connect_user().await;
     assert_eq!(http_get(host.outside, "/healthz").await.status, 200);
     host.signal("TERM");
     // The client hears of the stop first: the stop has begun.
-    client.expect_close(1001).await;
+    client.expect_close(1012).await;
     let response = http_get(host.outside, "/healthz").await;
     assert_eq!(response.status, 503, "{response:?}");
     let body: Value = serde_json::from_slice(&response.body)
         .unwrap_or_else(|error| panic!("/healthz is not JSON ({error}): {}", response.text()));
-    assert_eq!(body["status"], "stopping", "{body}");
+    assert_eq!(body["status"], "draining", "{body}");
     let status = host.wait_exit(Duration::from_secs(15)).await;
     assert!(
         status.success(),

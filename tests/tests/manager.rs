@@ -262,15 +262,16 @@ async fn reload_answers_200_and_clients_stay_connected() {
 }
 
 #[tokio::test]
-async fn stop_closes_every_client_with_1001_and_exits_0() {
-    let mut host = TestHost::start("").await;
+async fn stop_closes_every_client_with_1012_and_exits_0() {
+    // drain_s = 0: every client at once (README.md, "Stopping"); tests/tests/drain.rs spreads them.
+    let mut host = TestHost::start("[shutdown]\ndrain_s = 0").await;
     let mut user = host.connect_user().await;
     let mut wall = host.connect(&format!("/?auth={VECTOR_WALL}")).await;
     assert!(host.dir().pid_file().is_file(), "no pid file while running");
     let reply = host.manager(&json!({"method": "stop"})).await;
     reply.assert_is(200, "stopSuccess");
-    user.expect_close(1001).await;
-    wall.expect_close(1001).await;
+    user.expect_close(1012).await;
+    wall.expect_close(1012).await;
     let status = host.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "exit status {status}");
     assert!(

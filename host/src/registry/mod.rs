@@ -5,3 +5,16 @@
 pub mod redis;
 
 pub use mswoole_core::registry::*;
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Where what other nodes relay to this one goes: frame delivery
+/// ([`crate::delivery::Delivery`]), the one path by which a frame reaches a local fd.
+pub trait Arrivals: Send + Sync {
+    /// Frames for these fds, if they live here.
+    fn to_fds(&self, fds: &[String], text: &Utf8Bytes);
+    /// A frame for every connection of this node.
+    fn to_all(&self, text: &Utf8Bytes);
+    /// Closes one of this node's connections (1000), as a module's `close` does.
+    fn close(&self, fd: &str);
+}

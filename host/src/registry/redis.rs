@@ -28,8 +28,12 @@ use redis::{aio::ConnectionManager, Client, Cmd, FromRedisValue, Pipeline, Redis
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{close_keys_key, controllers_key, Registry, RegistryError, Result, FDINFO, UIDTOFD};
-use crate::{clients::Clients, identity::Identity, shutdown::Shutdown};
+use mswoole_core::close::release;
+
+use super::{
+    close_keys_key, controllers_key, Arrivals, Registry, RegistryError, Result, FDINFO, UIDTOFD,
+};
+use crate::{identity::Identity, shutdown::Shutdown};
 
 /// Every command must answer within this, or it counts as Redis being away.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -82,8 +86,6 @@ pub struct RedisRegistry {
     client: Client,
     /// The multiplexed command connection; reconnects by itself.
     conn: ConnectionManager,
-    /// Local connections, for frames relayed from other nodes.
-    clients: Arc<Clients>,
     /// What this node's connections hold in Redis.
     shadow: Mutex<HashMap<String, Shadow>>,
     /// Next registration order number.
@@ -135,7 +137,6 @@ impl RedisRegistry {
         prefix: &str,
         node: &str,
         node_ttl: Duration,
-        clients: Arc<Clients>,
     ) -> std::result::Result<Arc<Self>, String> {
         let client = Client::open(url).map_err(|e| format!("registry.url {url:?}: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -155,7 +156,6 @@ impl RedisRegistry {
             node: node.to_string(),
             client,
             conn,
-            clients,
             shadow: Mutex::default(),
             registrations: AtomicU64::new(0),
             node_ttl,
@@ -210,30 +210,22 @@ impl RedisRegistry {
     }
 
     /// Removes everything a node's connections left: room memberships, identities,
-    /// uid mappings, their close sets, and the node itself.
+    /// uid mappings, their close sets, and the node itself. Each connection is released
+    /// as the close sequence releases it (`mswoole_core::close::release`); its module
+    /// hooks do not run, since the node that could have reached the client is gone.
     pub async fn prune_node(&self, node: &str) -> Result<usize> {
         let fds: Vec<String> = self
             .query(redis::cmd("SMEMBERS").arg(self.key(&node_fds(node))))
             .await?;
         for fd in &fds {
-            let keys: Vec<String> = self
-                .query(redis::cmd("SMEMBERS").arg(self.key(&close_keys_key(fd))))
-                .await?;
-            let mut pipe = redis::pipe();
-            for key in &keys {
-                pipe.cmd("SREM").arg(self.key(key)).arg(fd).ignore();
-            }
             let info: Option<String> = self
                 .query(redis::cmd("HGET").arg(self.key(FDINFO)).arg(fd))
                 .await?;
-            pipe.cmd("HDEL").arg(self.key(FDINFO)).arg(fd).ignore();
-            pipe.cmd("DEL")
-                .arg(self.key(&controllers_key(fd)))
-                .arg(self.key(&close_keys_key(fd)))
-                .ignore();
-            self.pipe::<()>(&pipe).await?;
-            if let Some(uid) = info.as_deref().and_then(uid_of) {
-                self.delete_uid_if_ours(&uid, fd).await?;
+            // A connection whose identity is gone still leaves its sets.
+            let identity = Identity::from_record(fd.clone(), info.as_deref().unwrap_or("{}"))
+                .or_else(|| Identity::from_record(fd.clone(), "{}"));
+            if let Some(identity) = identity {
+                release(self, &identity).await;
             }
         }
         let mut pipe = redis::pipe();
@@ -334,28 +326,29 @@ impl RedisRegistry {
             .await
     }
 
-    /// Starts the heartbeat and the pub/sub listener.
-    pub fn spawn_background(self: &Arc<Self>, shutdown: Shutdown) {
+    /// Starts the heartbeat and the pub/sub listener, which hands what other nodes relay
+    /// to `arrivals`.
+    pub fn spawn_background(self: &Arc<Self>, shutdown: Shutdown, arrivals: Arc<dyn Arrivals>) {
         tokio::spawn(heartbeat(self.clone(), shutdown.clone()));
-        tokio::spawn(listen(self.clone(), shutdown));
+        tokio::spawn(listen(self.clone(), shutdown, arrivals));
     }
 
-    fn relay(&self, relay: Relay) {
+    /// Hands what another node relayed to this node's frame delivery.
+    fn relay(&self, relay: Relay, arrivals: &dyn Arrivals) {
         if relay.origin == self.node && relay.fds.is_empty() && relay.close.is_empty() {
             return;
         }
         for fd in &relay.close {
-            self.clients.close(fd);
+            arrivals.close(fd);
         }
         if relay.text.is_empty() {
             return;
         }
         let text = Utf8Bytes::from(relay.text);
         if relay.fds.is_empty() {
-            self.clients.send_all(&text);
+            arrivals.to_all(&text);
         } else {
-            self.clients
-                .send_many(relay.fds.iter().map(String::as_str), &text);
+            arrivals.to_fds(&relay.fds, &text);
         }
     }
 
@@ -388,18 +381,6 @@ impl RedisRegistry {
     }
 }
 
-/// The uid of a `wechatUser` identity JSON.
-fn uid_of(info: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(info).ok()?;
-    if value.get("type")?.as_str()? != "wechatUser" {
-        return None;
-    }
-    Some(match value.get("id")? {
-        serde_json::Value::String(id) => id.clone(),
-        other => other.to_string(),
-    })
-}
-
 /// Refreshes the marker and prunes dead nodes until the host stops.
 async fn heartbeat(registry: Arc<RedisRegistry>, shutdown: Shutdown) {
     let mut healthy = true;
@@ -426,7 +407,7 @@ async fn heartbeat(registry: Arc<RedisRegistry>, shutdown: Shutdown) {
 }
 
 /// Receives frames relayed by other nodes; resubscribes after Redis comes back.
-async fn listen(registry: Arc<RedisRegistry>, shutdown: Shutdown) {
+async fn listen(registry: Arc<RedisRegistry>, shutdown: Shutdown, arrivals: Arc<dyn Arrivals>) {
     let channels = [registry.channel_of(&registry.node), registry.channel_all()];
     loop {
         let subscribed = async {
@@ -442,7 +423,7 @@ async fn listen(registry: Arc<RedisRegistry>, shutdown: Shutdown) {
                         _ = shutdown.stopping() => return,
                         message = messages.next() => match message {
                             Some(message) => match serde_json::from_slice::<Relay>(message.get_payload_bytes()) {
-                                Ok(relay) => registry.relay(relay),
+                                Ok(relay) => registry.relay(relay, &*arrivals),
                                 Err(error) => tracing::warn!("registry: unreadable relay message: {error}"),
                             },
                             None => break,
@@ -654,21 +635,5 @@ impl Registry for RedisRegistry {
         self.query::<i64>(redis::cmd("DEL").arg(self.key(&node_marker(&self.node))))
             .await
             .map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uids_come_from_wechat_users_only() {
-        assert_eq!(uid_of(r#"{"id":7,"type":"wechatUser"}"#), Some("7".into()));
-        assert_eq!(
-            uid_of(r#"{"id":"u-7","type":"wechatUser"}"#),
-            Some("u-7".into())
-        );
-        assert_eq!(uid_of(r#"{"id":"w","type":"wall"}"#), None);
-        assert_eq!(uid_of("not json"), None);
     }
 }

@@ -29,8 +29,8 @@ use clap::{Parser, Subcommand};
 use crate::{
     baseline::BaselineArgs,
     modes::{
-        fanout::FanoutArgs, idle::IdleArgs, panics::PanicsArgs, rate::RateArgs, rr::RrArgs,
-        slow::SlowArgs, swap::SwapArgs,
+        fanout::FanoutArgs, idle::IdleArgs, panics::PanicsArgs, rate::RateArgs, resume::ResumeArgs,
+        rr::RrArgs, slow::SlowArgs, swap::SwapArgs,
     },
     report::Outcome,
     smoke::SmokeArgs,
@@ -66,6 +66,8 @@ enum Command {
     /// Plugin panics across hot swaps of a debug Index build: the host's memory against
     /// a bound (starts a host; `RUST_BACKTRACE=1` in its environment unless --no-env).
     Panics(PanicsArgs),
+    /// N resumable sessions dropped at once and resumed at once: how long until all are back.
+    Resume(ResumeArgs),
     /// Run the bare baseline server.
     Baseline(BaselineArgs),
     /// Run every mode against the baseline and the host, pinned, and write the results
@@ -112,6 +114,18 @@ fn main() -> ExitCode {
             }
         }),
         Command::Panics(args) => modes::panics::run(&args).map(|result| {
+            if json {
+                println!("{}", result.json());
+            } else {
+                print!("{}", result.table());
+            }
+            if result.problem.is_some() {
+                2
+            } else {
+                0
+            }
+        }),
+        Command::Resume(args) => modes::resume::run(&args).map(|result| {
             if json {
                 println!("{}", result.json());
             } else {

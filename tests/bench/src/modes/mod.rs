@@ -6,6 +6,7 @@ pub mod idle;
 pub mod panics;
 pub mod rate;
 pub mod requests;
+pub mod resume;
 pub mod rr;
 pub mod slow;
 pub mod swap;
@@ -34,6 +35,9 @@ pub struct TargetArgs {
     /// Handshakes in flight at once while connecting.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
+    /// Ask for resumable sessions (`resume=1`): every envelope then carries a seq.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 impl TargetArgs {
@@ -44,12 +48,17 @@ impl TargetArgs {
             key: DEFAULT_KEY.into(),
             code: "bench".into(),
             concurrency: 256,
+            resume: false,
         }
     }
 
     /// A phone-user token for connection number `i` (user id `i + 1`).
     pub fn user_token(&self, codec: &Codec, i: usize) -> String {
-        codec.mint(&Claims::user(i as u64 + 1, &self.code))
+        let token = codec.mint(&Claims::user(i as u64 + 1, &self.code));
+        match self.resume {
+            true => format!("{token}&resume=1"),
+            false => token,
+        }
     }
 }
 

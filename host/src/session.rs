@@ -1,0 +1,309 @@
+//! One resumable session: its id, the `seq` it stamps on every envelope, and the
+//! frames it keeps for a replay (README.md, "Resumable sessions").
+//!
+//! The connection task stamps each envelope as it writes it: `"seq":n` becomes the
+//! last key, n counting 1, 2, 3, … per session, so the order of seqs is the order on
+//! the wire. What it stamps is kept (the *written ring*) for `recovery.replay_s`, within
+//! `recovery.max_frames` and `recovery.max_bytes` (the oldest go first): frames written
+//! just before a drop the host has not noticed are still there for the resume, byte
+//! for byte as first sent. Frames that arrive while the session is detached wait
+//! unstamped in its outbound queue and are stamped when the resumed task writes them.
+
+use std::{collections::VecDeque, time::Duration};
+
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::{config::Recovery, envelope::Envelope, identity::Identity};
+
+/// Why a resume was refused: the `info` of `sessionNotResumed` and the metric's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotResumed {
+    /// No such session (never was, or it ended).
+    Unknown,
+    /// Its window passed before the resume.
+    Expired,
+    /// Another identity than the session's.
+    Identity,
+    /// Frames the client needs are gone.
+    Overflow,
+    /// `last` above the highest seq, or not a number.
+    Invalid,
+    /// Another resume of the same session is under way.
+    Busy,
+}
+
+impl NotResumed {
+    /// The word clients and the metric see.
+    pub fn label(self) -> &'static str {
+        match self {
+            NotResumed::Unknown => "unknown",
+            NotResumed::Expired => "expired",
+            NotResumed::Identity => "identity",
+            NotResumed::Overflow => "overflow",
+            NotResumed::Invalid => "invalid",
+            NotResumed::Busy => "busy",
+        }
+    }
+}
+
+/// A new session id: 128 random bits from the OS, as 32 hex digits.
+pub fn new_id() -> Result<String, String> {
+    let mut bits = [0u8; 16];
+    getrandom::fill(&mut bits)
+        .map_err(|error| format!("no random bits for a session id: {error}"))?;
+    Ok(bits.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// `sessionStart` (`resumed` = None), `sessionResumed` or `sessionNotResumed`: control
+/// envelopes, never stamped, never replayed.
+pub fn control(event: &str, info: &str, param: Value) -> Utf8Bytes {
+    Utf8Bytes::from(Envelope::new(200, event, info).with_param(&param).to_json())
+}
+
+/// The first frame of a new session.
+pub fn started(id: &str) -> Utf8Bytes {
+    control(
+        "sessionStart",
+        "session started",
+        json!({"session": id, "seq": 0}),
+    )
+}
+
+/// The first frame of a resumed session.
+pub fn resumed(id: &str, missed: usize) -> Utf8Bytes {
+    control(
+        "sessionResumed",
+        "session resumed",
+        json!({"session": id, "missed": missed}),
+    )
+}
+
+/// The first frame of a client whose resume was refused, with its fresh session.
+pub fn not_resumed(reason: NotResumed, id: &str) -> Utf8Bytes {
+    control(
+        "sessionNotResumed",
+        reason.label(),
+        json!({"session": id, "seq": 0}),
+    )
+}
+
+/// Whether a resume comes from the session's owner: the string forms of `id`, `type` and
+/// `code` are equal (clients without a token, when `auth.required = false`, have none to
+/// compare: the session id is all they hold).
+pub fn same_owner(session: &Identity, claimant: &Identity) -> bool {
+    let parse = |identity: &Identity| serde_json::from_str::<Value>(&identity.info).ok();
+    let (Some(a), Some(b)) = (parse(session), parse(claimant)) else {
+        return false;
+    };
+    let field = |value: &Value, name: &str| match value.get(name) {
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    if field(&a, "type").as_deref() == Some("anonymous") {
+        return field(&b, "type").as_deref() == Some("anonymous");
+    }
+    ["id", "type", "code"]
+        .iter()
+        .all(|name| field(&a, name) == field(&b, name))
+}
+
+/// A resumable session as its connection task holds it.
+#[derive(Debug)]
+pub struct Session {
+    /// Its id (`param.session` of `sessionStart`).
+    pub id: String,
+    /// Its seq counter and written ring.
+    pub replay: Replay,
+}
+
+/// A frame written to a resumable connection.
+#[derive(Debug, Clone)]
+struct Written {
+    seq: u64,
+    text: Utf8Bytes,
+    at: Instant,
+}
+
+/// A session's seq counter and written ring.
+#[derive(Debug)]
+pub struct Replay {
+    /// The highest seq stamped.
+    last: u64,
+    /// What was stamped, oldest first.
+    ring: VecDeque<Written>,
+    /// Bytes in `ring`.
+    bytes: usize,
+    /// `recovery.replay_s`.
+    keep: Duration,
+    /// `recovery.max_frames`.
+    max_frames: usize,
+    /// `recovery.max_bytes`.
+    max_bytes: usize,
+}
+
+impl Replay {
+    /// A ring for a new session.
+    pub fn new(recovery: &Recovery) -> Self {
+        Replay {
+            last: 0,
+            ring: VecDeque::new(),
+            bytes: 0,
+            keep: Duration::from_secs(recovery.replay_s),
+            max_frames: recovery.max_frames.max(1),
+            max_bytes: recovery.max_bytes.max(1),
+        }
+    }
+
+    /// The highest seq stamped so far.
+    #[cfg(test)]
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// Stamps an envelope with the next seq and keeps it. Text that is not a JSON object
+    /// (it never is) goes out as it is.
+    pub fn stamp(&mut self, text: &str) -> Utf8Bytes {
+        let Some(open) = text.strip_suffix('}') else {
+            return Utf8Bytes::from(text.to_string());
+        };
+        self.last += 1;
+        let separator = if open.trim_end().ends_with('{') {
+            ""
+        } else {
+            ","
+        };
+        let stamped = Utf8Bytes::from(format!("{open}{separator}\"seq\":{}}}", self.last));
+        self.bytes += stamped.len();
+        self.ring.push_back(Written {
+            seq: self.last,
+            text: stamped.clone(),
+            at: Instant::now(),
+        });
+        self.trim();
+        stamped
+    }
+
+    /// Drops what is older than `replay_s` or beyond the bounds, oldest first.
+    fn trim(&mut self) {
+        let now = Instant::now();
+        while let Some(oldest) = self.ring.front() {
+            let too_old = now.duration_since(oldest.at) > self.keep;
+            if !too_old && self.ring.len() <= self.max_frames && self.bytes <= self.max_bytes {
+                break;
+            }
+            self.bytes -= oldest.text.len();
+            self.ring.pop_front();
+        }
+    }
+
+    /// The frames after `last`, in order, for a resume; an error when `last` is above
+    /// the highest seq or frames after it are gone.
+    pub fn since(&mut self, last: u64) -> Result<Vec<Utf8Bytes>, NotResumed> {
+        if last > self.last {
+            return Err(NotResumed::Invalid);
+        }
+        self.trim();
+        if last == self.last {
+            return Ok(Vec::new());
+        }
+        match self.ring.front() {
+            Some(oldest) if oldest.seq <= last + 1 => Ok(self
+                .ring
+                .iter()
+                .filter(|written| written.seq > last)
+                .map(|written| written.text.clone())
+                .collect()),
+            _ => Err(NotResumed::Overflow),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recovery(max_frames: usize, max_bytes: usize) -> Recovery {
+        Recovery {
+            max_frames,
+            max_bytes,
+            ..Recovery::default()
+        }
+    }
+
+    #[test]
+    fn seq_is_the_last_key_and_counts_from_1() {
+        let mut replay = Replay::new(&Recovery::default());
+        assert_eq!(
+            replay
+                .stamp(r#"{"status":200,"event":"a","info":"x"}"#)
+                .as_str(),
+            r#"{"status":200,"event":"a","info":"x","seq":1}"#
+        );
+        assert_eq!(
+            replay
+                .stamp(r#"{"status":200,"event":"b","info":"","param":[1]}"#)
+                .as_str(),
+            r#"{"status":200,"event":"b","info":"","param":[1],"seq":2}"#
+        );
+        assert_eq!(replay.stamp("{}").as_str(), r#"{"seq":3}"#);
+        assert_eq!(replay.last(), 3);
+    }
+
+    #[test]
+    fn a_resume_gets_what_came_after_last_or_a_reason() {
+        let mut replay = Replay::new(&recovery(3, 1 << 20));
+        for n in 1..=5 {
+            replay.stamp(&format!(r#"{{"n":{n}}}"#));
+        }
+        // The ring keeps 3..=5.
+        let texts =
+            |frames: Vec<Utf8Bytes>| frames.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            replay.since(3).map(texts),
+            Ok(vec![
+                r#"{"n":4,"seq":4}"#.to_string(),
+                r#"{"n":5,"seq":5}"#.to_string()
+            ])
+        );
+        assert_eq!(replay.since(2).map(|f| f.len()), Ok(3));
+        assert_eq!(replay.since(5).map(|f| f.len()), Ok(0));
+        assert_eq!(replay.since(1), Err(NotResumed::Overflow));
+        assert_eq!(replay.since(6), Err(NotResumed::Invalid));
+    }
+
+    #[test]
+    fn the_ring_is_bounded_in_bytes() {
+        let mut replay = Replay::new(&recovery(100, 40));
+        replay.stamp(r#"{"a":"0123456789"}"#);
+        replay.stamp(r#"{"a":"0123456789"}"#);
+        assert_eq!(replay.since(0), Err(NotResumed::Overflow));
+        assert_eq!(replay.since(1).map(|f| f.len()), Ok(1));
+    }
+
+    #[test]
+    fn ids_are_128_bits_and_differ() {
+        let (a, b) = (new_id().expect("an id"), new_id().expect("an id"));
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_owner_is_the_same_id_type_and_code() {
+        let person = |info: &str| Identity::from_record("f".into(), info).expect("an identity");
+        let user = person(r#"{"id":1,"type":"wechatUser","code":"demo","nickname":"a","ctime":1}"#);
+        let later =
+            person(r#"{"id":"1","type":"wechatUser","code":"demo","nickname":"b","ctime":2}"#);
+        let other = person(r#"{"id":2,"type":"wechatUser","code":"demo"}"#);
+        let room = person(r#"{"id":1,"type":"wechatUser","code":"other"}"#);
+        assert!(same_owner(&user, &later));
+        assert!(!same_owner(&user, &other));
+        assert!(!same_owner(&user, &room));
+        let anonymous = Identity::anonymous("n/1/1".into());
+        assert!(same_owner(&anonymous, &Identity::anonymous("n/1/2".into())));
+        assert!(!same_owner(&anonymous, &user));
+    }
+}
