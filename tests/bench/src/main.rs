@@ -8,6 +8,7 @@
 
 mod baseline;
 mod client;
+mod direct_sql;
 mod envelope;
 mod machine;
 mod manager;
@@ -30,7 +31,7 @@ use crate::{
     baseline::BaselineArgs,
     modes::{
         fanout::FanoutArgs, idle::IdleArgs, panics::PanicsArgs, rate::RateArgs, rr::RrArgs,
-        slow::SlowArgs, swap::SwapArgs,
+        slow::SlowArgs, sql::SqlArgs, swap::SwapArgs,
     },
     report::Outcome,
     smoke::SmokeArgs,
@@ -66,6 +67,10 @@ enum Command {
     /// Plugin panics across hot swaps of a debug Index build: the host's memory against
     /// a bound (starts a host; `RUST_BACKTRACE=1` in its environment unless --no-env).
     Panics(PanicsArgs),
+    /// A database-backed action (`swap.io.execute` / `swap.io.query` of the swap test
+    /// fixture) at a fixed rate on the host and on the baseline calling sqlx directly:
+    /// server CPU and latency per request, optionally beside slow queries (starts both).
+    Sql(SqlArgs),
     /// Run the bare baseline server.
     Baseline(BaselineArgs),
     /// Run every mode against the baseline and the host, pinned, and write the results
@@ -112,6 +117,18 @@ fn main() -> ExitCode {
             }
         }),
         Command::Panics(args) => modes::panics::run(&args).map(|result| {
+            if json {
+                println!("{}", result.json());
+            } else {
+                print!("{}", result.table());
+            }
+            if result.problem.is_some() {
+                2
+            } else {
+                0
+            }
+        }),
+        Command::Sql(args) => modes::sql::run(&args).map(|result| {
             if json {
                 println!("{}", result.json());
             } else {
