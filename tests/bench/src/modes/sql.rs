@@ -109,7 +109,7 @@ pub struct SqlArgs {
     #[arg(long, default_value_t = 50)]
     pub conns: usize,
     /// Measured requests per second offered, in total.
-    #[arg(long, default_value_t = 2000.0)]
+    #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
     /// Measured seconds per run.
     #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
