@@ -76,6 +76,7 @@ cargo build --manifest-path tests/fixtures/abi-v1/Cargo.toml --target-dir "$targ
 cargo package -p mswoole-plugin-api --allow-dirty --quiet
 cargo test --workspace "$@"
 # The load generator at smoke size (a few connections, a second each) against the
-# baseline and a host it starts: proves ws-bench works. Benchmarks are never timed
+# baseline and a host it starts, SQL actions on SQLite through the swap fixture
+# included: proves ws-bench works. Benchmarks are never timed
 # tests; docs/BENCHMARKS.md says how to run them.
-"$target/debug/ws-bench" smoke --host-bin "$target/debug/mswoole"
+"$target/debug/ws-bench" smoke --host-bin "$target/debug/mswoole" --io-plugin "$variants/libswap_v1.so"

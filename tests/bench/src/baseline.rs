@@ -8,8 +8,11 @@
 //! `2` with `3`; a JSON object with the `receiveMessage` ack and the `success` envelope;
 //! anything else with a 400 envelope and a close. `broadcast <frame>` writes `<frame>`
 //! to every connection it holds: the floor of a room broadcast (see `fanout --floor`).
+//! With `--database URL` it also answers `swap.io.execute` and `swap.io.query` (the swap test
+//! fixture's SQL actions) by calling sqlx directly with the host's pool settings: the
+//! reference of `ws-bench sql` (see [`crate::direct_sql`]).
 
-use std::{io::Write, net::SocketAddr};
+use std::{io::Write, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
@@ -27,7 +30,10 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::token::{Codec, DEFAULT_KEY};
+use crate::{
+    direct_sql::DirectSql,
+    token::{Codec, DEFAULT_KEY},
+};
 
 /// Read buffer per connection: the host's setting.
 const READ_BUFFER: usize = 4 * 1024;
@@ -56,6 +62,23 @@ pub struct BaselineArgs {
     /// Use a current-thread runtime (what the host runs with `[runtime] workers = 1`).
     #[arg(long)]
     pub current_thread: bool,
+    /// Answer `swap.io.execute` / `swap.io.query` against this database through sqlx directly
+    /// (`sqlite://REL` is relative to the working directory; `mysql://…`, `postgres://…`).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// The pool's most connections (the host's `[databases.<name>] max_connections`).
+    #[arg(long, default_value_t = 10)]
+    pub max_connections: u32,
+    /// Deadline of one SQL call, pool wait included (the host's `timeout_ms`).
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u64,
+}
+
+/// The baseline's database, shared by its connections.
+#[derive(Clone)]
+struct Sql {
+    pool: Arc<DirectSql>,
+    timeout: Duration,
 }
 
 /// Runs the baseline server until the process is killed. Prints
@@ -90,17 +113,36 @@ async fn accept_loop(args: &BaselineArgs) -> Result<(), String> {
     );
     // The suite reads this line through a pipe: make sure it leaves now.
     let _ = std::io::stdout().flush();
+    let sql = match &args.database {
+        Some(url) => Some(Sql {
+            pool: Arc::new(DirectSql::open(
+                url,
+                args.max_connections,
+                Duration::from_millis(args.timeout_ms),
+            )?),
+            timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        }),
+        None => None,
+    };
     let codec = Codec::new(&args.key);
     let (room, _) = broadcast::channel::<Message>(BROADCAST_QUEUE);
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(connection(stream, codec.clone(), room.clone()));
+                tokio::spawn(connection(stream, codec.clone(), room.clone(), sql.clone()));
             }
             // Out of file descriptors or similar: refuse this one, keep serving.
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
         }
     }
+}
+
+/// Whether `message` is one of the SQL actions [`DirectSql::answer`] serves.
+fn is_sql(message: &Map<String, Value>) -> bool {
+    matches!(
+        message.get("method").and_then(Value::as_str),
+        Some("swap.io.execute" | "swap.io.query")
+    )
 }
 
 /// The token from the request's `auth` query parameter, opened.
@@ -115,7 +157,12 @@ fn identity(request: &Request, codec: &Codec) -> Option<Value> {
 /// One connection: handshake with the token check, then the message loop.
 // The handshake callback's `Result<Response, ErrorResponse>` is tungstenite's signature.
 #[allow(clippy::result_large_err)]
-async fn connection(stream: TcpStream, codec: Codec, room: broadcast::Sender<Message>) {
+async fn connection(
+    stream: TcpStream,
+    codec: Codec,
+    room: broadcast::Sender<Message>,
+    sql: Option<Sql>,
+) {
     let _ = stream.set_nodelay(true);
     let mut who: Option<Value> = None;
     let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
@@ -164,10 +211,21 @@ async fn connection(stream: TcpStream, codec: Codec, room: broadcast::Sender<Mes
                 } else if let Some(frame) = text.strip_prefix(BROADCAST) {
                     let _ = room.send(Message::text(frame));
                     Ok(())
-                } else if serde_json::from_str::<Map<String, Value>>(&text).is_ok() {
-                    match ws.feed(ack.clone()).await {
-                        Ok(()) => ws.send(success.clone()).await,
-                        Err(error) => Err(error),
+                } else if let Ok(message) = serde_json::from_str::<Map<String, Value>>(&text) {
+                    match &sql {
+                        // Like the host, which flushes its ack before it waits on a call
+                        // that is not done at once, then writes the reply.
+                        Some(sql) if is_sql(&message) => match ws.send(ack.clone()).await {
+                            Ok(()) => match sql.pool.answer(&message, sql.timeout).await {
+                                Some(reply) => ws.send(Message::text(reply)).await,
+                                None => Ok(()),
+                            },
+                            Err(error) => Err(error),
+                        },
+                        _ => match ws.feed(ack.clone()).await {
+                            Ok(()) => ws.send(success.clone()).await,
+                            Err(error) => Err(error),
+                        },
                     }
                 } else {
                     let _ = ws.feed(Message::text(BAD_REQUEST)).await;

@@ -8,6 +8,7 @@
 
 mod baseline;
 mod client;
+mod direct_sql;
 mod envelope;
 mod machine;
 mod manager;
@@ -30,7 +31,7 @@ use crate::{
     baseline::BaselineArgs,
     modes::{
         fanout::FanoutArgs, idle::IdleArgs, panics::PanicsArgs, rate::RateArgs, resume::ResumeArgs,
-        rr::RrArgs, slow::SlowArgs, swap::SwapArgs,
+        rr::RrArgs, slow::SlowArgs, sql::SqlArgs, swap::SwapArgs,
     },
     report::Outcome,
     smoke::SmokeArgs,
@@ -68,6 +69,10 @@ enum Command {
     Panics(PanicsArgs),
     /// N resumable sessions dropped at once and resumed at once: how long until all are back.
     Resume(ResumeArgs),
+    /// A database-backed action (`swap.io.execute` / `swap.io.query` of the swap test
+    /// fixture) at a fixed rate on the host and on the baseline calling sqlx directly:
+    /// server CPU and latency per request, optionally beside slow queries (starts both).
+    Sql(SqlArgs),
     /// Run the bare baseline server.
     Baseline(BaselineArgs),
     /// Run every mode against the baseline and the host, pinned, and write the results
@@ -126,6 +131,18 @@ fn main() -> ExitCode {
             }
         }),
         Command::Resume(args) => modes::resume::run(&args).map(|result| {
+            if json {
+                println!("{}", result.json());
+            } else {
+                print!("{}", result.table());
+            }
+            if result.problem.is_some() {
+                2
+            } else {
+                0
+            }
+        }),
+        Command::Sql(args) => modes::sql::run(&args).map(|result| {
             if json {
                 println!("{}", result.json());
             } else {

@@ -81,6 +81,9 @@ pub struct HostSetup {
     /// `[limits] outbound_bytes`; `None` leaves the key out (the host's default, or a
     /// host that predates it).
     pub outbound_bytes: Option<usize>,
+    /// Further plugin files copied into the host's plugin directory (e.g. the swap test
+    /// fixture, whose SQL actions `ws-bench sql` calls).
+    pub extra_plugins: Vec<PathBuf>,
 }
 
 impl HostSetup {
@@ -193,7 +196,10 @@ impl Server {
         for sub in [&plugins, &dir.join("runtime")] {
             std::fs::create_dir_all(sub).map_err(|e| format!("create {}: {e}", sub.display()))?;
         }
-        for file in plugin_files(&setup.plugins)? {
+        for file in plugin_files(&setup.plugins)?
+            .into_iter()
+            .chain(setup.extra_plugins.iter().cloned())
+        {
             let name = file.file_name().unwrap_or_default();
             std::fs::copy(&file, plugins.join(name))
                 .map_err(|e| format!("copy {}: {e}", file.display()))?;
@@ -211,9 +217,20 @@ impl Server {
         workers: Option<usize>,
         cpu: Option<usize>,
     ) -> Result<Server, String> {
+        Self::baseline_with(exe, workers, cpu, &[])
+    }
+
+    /// [`Server::baseline`] with `extra` arguments (e.g. `--database URL`); it runs in its own
+    /// directory, so relative paths resolve there.
+    pub fn baseline_with(
+        exe: &Path,
+        workers: Option<usize>,
+        cpu: Option<usize>,
+        extra: &[String],
+    ) -> Result<Server, String> {
         let dir = temp_dir("baseline")?;
         let mut command = pinned(exe, cpu);
-        command.arg("baseline").current_dir(&dir);
+        command.arg("baseline").args(extra).current_dir(&dir);
         match workers {
             Some(workers) => command.arg("--workers").arg(workers.to_string()),
             None => command.arg("--current-thread"),
@@ -374,6 +391,7 @@ mod tests {
             max_connections: 19_900,
             idle_s: 600,
             outbound_bytes: None,
+            extra_plugins: Vec::new(),
         };
         let text = setup.config(Path::new("/tmp/x"));
         assert!(text.contains("workers = 1"), "{text}");

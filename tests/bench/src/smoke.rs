@@ -1,7 +1,8 @@
 //! `ws-bench smoke`: proves the load generator works, at a size CI can afford (a few
 //! connections, about a second per mode). It starts the baseline and the given host
 //! itself, runs `rr`, `rate` and `idle` against both (and `fanout --floor` against the
-//! baseline), and fails on any error, lost connection or missed heartbeat. Nothing is
+//! baseline), and `sql` on SQLite against both (the swap test fixture's SQL actions, see
+//! `--io-plugin`), and fails on any error, lost connection or missed heartbeat. Nothing is
 //! timed against a target: benchmarks are never tests.
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use crate::{
         idle::{self, IdleArgs},
         rate::{self, RateArgs},
         rr::{self, RrArgs},
+        sql::{self, SqlArgs, Statement, Which},
         TargetArgs,
     },
     report::Outcome,
@@ -34,6 +36,55 @@ pub struct SmokeArgs {
     /// Also run `fanout` against the host (needs a working Live module).
     #[arg(long)]
     pub live: bool,
+    /// The swap test fixture for the `sql` check (default: `fixtures/variants/libswap_v1.so`
+    /// beside the host binary's directory, where tests/run.sh builds it).
+    #[arg(long)]
+    pub io_plugin: Option<PathBuf>,
+}
+
+/// `sql` at smoke size: SQLite, both statements, both servers, no pinning.
+fn sql_check(args: &SmokeArgs, plugins: &std::path::Path) -> Result<String, String> {
+    let io_plugin = match &args.io_plugin {
+        Some(path) => path.clone(),
+        None => plugins.join("../fixtures/variants/libswap_v1.so"),
+    };
+    let sql = SqlArgs {
+        host_bin: args.host_bin.clone(),
+        plugins: Some(plugins.to_path_buf()),
+        io_plugin,
+        database: "sqlite".into(),
+        max_connections: 4,
+        timeout_ms: 3000,
+        statements: vec![Statement::Insert, Statement::Select],
+        servers: vec![Which::Baseline, Which::Host],
+        conns: 4,
+        rate: 200.0,
+        duration: 0.6,
+        warmup: 0.2,
+        repeat: 1,
+        slow_conns: 0,
+        slow_sql: None,
+        db_pid: None,
+        server_cpu: 0,
+        client_cpu: 1,
+        no_pin: true,
+    };
+    let result = sql::run(&sql)?;
+    if let Some(problem) = result.problem {
+        return Err(problem);
+    }
+    if result.runs.len() != 4 || result.runs.iter().any(|r| r.requests == 0) {
+        return Err(format!(
+            "no work was measured in some of the {} runs",
+            result.runs.len()
+        ));
+    }
+    Ok(result
+        .medians
+        .iter()
+        .map(|m| format!("{:?} {:?} p50 {} ms", m.server, m.statement, m.p50_ms).to_lowercase())
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 /// One smoke check: its name and what came of it.
@@ -136,6 +187,7 @@ pub fn run(args: &SmokeArgs) -> Result<i32, String> {
             .map(PathBuf::from)
             .ok_or("--host-bin has no directory; pass --plugins")?,
     };
+    let sql = sql_check(args, &plugins);
     let mut checks: Vec<Check> = Vec::new();
     {
         let baseline = Server::baseline(&exe, Some(1), None)?;
@@ -146,12 +198,13 @@ pub fn run(args: &SmokeArgs) -> Result<i32, String> {
     {
         let setup = HostSetup {
             bin: args.host_bin.clone(),
-            plugins,
+            plugins: plugins.clone(),
             registry: Registry::Memory,
             workers: 1,
             max_connections: 1000,
             idle_s: 60,
             outbound_bytes: None,
+            extra_plugins: Vec::new(),
         };
         let host = Server::host(&setup, None)?;
         against("host", &host, &mut checks)?;
@@ -173,6 +226,16 @@ pub fn run(args: &SmokeArgs) -> Result<i32, String> {
             }
         }
     }
-    println!("smoke: {} passed, {failed} failed", checks.len() - failed);
+    match &sql {
+        Ok(line) => println!("ok     sql / sqlite (baseline, host): {line}"),
+        Err(why) => {
+            failed += 1;
+            println!("FAILED sql / sqlite (baseline, host): {why}");
+        }
+    }
+    println!(
+        "smoke: {} passed, {failed} failed",
+        checks.len() + 1 - failed
+    );
     Ok(if failed == 0 { 0 } else { 1 })
 }

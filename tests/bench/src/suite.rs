@@ -571,6 +571,7 @@ pub fn run(args: &SuiteArgs) -> Result<i32, String> {
             max_connections: args.idle_conns.max(args.fanout_members) + 900,
             idle_s: 600,
             outbound_bytes: None,
+            extra_plugins: Vec::new(),
         },
         server_cpu: pin.then_some(args.server_cpu),
         client_cpu: pin.then_some(args.client_cpu),

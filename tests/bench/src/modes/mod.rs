@@ -9,6 +9,7 @@ pub mod requests;
 pub mod resume;
 pub mod rr;
 pub mod slow;
+pub mod sql;
 pub mod swap;
 
 use std::time::Duration;

@@ -153,6 +153,7 @@ pub fn run(args: &PanicsArgs) -> Result<PanicsResult, String> {
         max_connections: 100,
         idle_s: 600,
         outbound_bytes: None,
+        extra_plugins: Vec::new(),
     };
     let extra = format!(
         "plugin_backtraces = {}\n\n[modules.Index]\ndebug_actions = true\n",

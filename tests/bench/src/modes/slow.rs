@@ -247,6 +247,7 @@ pub fn run(args: &SlowArgs) -> Result<SlowResult, String> {
         max_connections: 1000,
         idle_s: 600,
         outbound_bytes: (args.outbound_bytes > 0).then_some(args.outbound_bytes),
+        extra_plugins: Vec::new(),
     };
     let host = Server::host(&setup, None)?;
     let result = shard::block_on(measure(args, &host));
