@@ -10,7 +10,9 @@ use mswoole_module_test::{
     Conn, Options, Registry, TestHost,
 };
 
-use crate::{clock, Vote};
+use mswoole_plugin_api::{BoxFuture, Envelope, Host, Module, ModuleInfo, Outcome, Request};
+
+use crate::{clock, store::Store, Vote};
 
 /// A decoded token.
 fn token(id: Value, kind: &str, code: &str) -> Value {
@@ -595,4 +597,90 @@ fn a_database_away_at_start_answers_503_and_is_used_once_back() {
     assert_eq!(room.open(30), 1, "the tables are made on first use");
     drop(room);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The store's claims, called directly: a second module on the same kit host (so the
+/// same database) whose actions run one claim each and answer whether it won.
+struct Probe {
+    store: Store,
+}
+
+impl Module for Probe {
+    fn info() -> ModuleInfo {
+        ModuleInfo::new("Probe", "1.0.0").controller("Store", &["claimClose", "claimTally"])
+    }
+
+    fn new(host: Host, _config: Value) -> Result<Self, String> {
+        Ok(Probe {
+            store: Store::new(host, "default")?,
+        })
+    }
+
+    fn call(&self, request: Request) -> BoxFuture<Outcome> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let m = request.message();
+            let int = |name: &str| m[name].as_i64().unwrap_or_default();
+            let won = match request.action.as_str() {
+                "claimClose" => store.claim_close(int("poll")).await?,
+                _ => {
+                    store
+                        .claim_tally(int("poll"), int("last"), int("total"), int("now"))
+                        .await?
+                }
+            };
+            Ok(Some(Envelope::ok("claimed", "").with_param(&json!(won))))
+        })
+    }
+}
+
+/// Whether the probe's claim won.
+fn claim(probe: &Conn, action: &str, fields: Value) -> bool {
+    let mut message = fields;
+    message["method"] = json!(format!("probe.store.{action}"));
+    let frames = probe.send(message);
+    frames[0]["param"]
+        .as_bool()
+        .expect("a claim answers true or false")
+}
+
+#[test]
+fn a_close_is_claimed_once() {
+    let room = Room::new();
+    room.host.load::<Probe>(json!({})).expect("the probe loads");
+    let probe = room.host.connect(token(json!("p"), "probe", "demo"));
+    let poll = room.open(60);
+    assert!(claim(&probe, "claimClose", json!({"poll": poll})));
+    assert!(
+        !claim(&probe, "claimClose", json!({"poll": poll})),
+        "only the first caller wins"
+    );
+    // The screen's close finds it closed: not found, and nothing sent.
+    let frames = room.wall.send(json!({"method": "vote.wall.close"}));
+    assert_eq!(head(&frames[0]), (404, "pollNotFound"));
+    assert!(events(&room.phones[0].take(), "voteClosed").is_empty());
+}
+
+#[test]
+fn a_tally_is_claimed_once_a_second_at_most() {
+    let room = Room::new();
+    room.host.load::<Probe>(json!({})).expect("the probe loads");
+    let probe = room.host.connect(token(json!("p"), "probe", "demo"));
+    let poll = room.open(60);
+    let at = |last: i64, now: i64| json!({"poll": poll, "last": last, "total": 1, "now": now});
+    assert!(claim(&probe, "claimTally", at(0, 5_000)));
+    assert!(
+        !claim(&probe, "claimTally", at(0, 6_000)),
+        "read before the other claim: stale"
+    );
+    assert!(
+        !claim(&probe, "claimTally", at(5_000, 5_999)),
+        "less than a second later"
+    );
+    assert!(claim(&probe, "claimTally", at(5_000, 6_000)));
+    assert!(claim(&probe, "claimClose", json!({"poll": poll})));
+    assert!(
+        !claim(&probe, "claimTally", at(6_000, 9_000)),
+        "none once closed"
+    );
 }
