@@ -71,10 +71,16 @@ build_swap 0 normal libswap_v0.so
 # A plugin built against plugin-api 1.0 as released (a frozen copy): every later
 # host must still load and serve it (docs/MODULES.md, "ABI evolution").
 cargo build --manifest-path tests/fixtures/abi-v1/Cargo.toml --target-dir "$target/fixtures"
+# The Vote module is built the way an outside author builds it (examples/vote/README.md):
+# its own project and target directory, in release; tests/tests/vote.rs serves that file.
+cargo build --release --manifest-path examples/vote/Cargo.toml --target-dir examples/vote/target
 # plugin-api is what outside authors build against: it must stay publishable
 # (metadata, license, readme), and its packaged form must build on its own.
 cargo package -p mswoole-plugin-api --allow-dirty --quiet
 cargo test --workspace "$@"
+# Vote's own unit tests (the module test kit, no host), as its author runs them; the
+# workspace's target directory, so the kit's dependencies are not built twice.
+cargo test --manifest-path examples/vote/Cargo.toml --target-dir "$target"
 # The load generator at smoke size (a few connections, a second each) against the
 # baseline and a host it starts, SQL actions on SQLite through the swap fixture
 # included: proves ws-bench works. Benchmarks are never timed

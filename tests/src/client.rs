@@ -186,6 +186,11 @@ impl Client {
         self.rx.recv().await
     }
 
+    /// The next frame, or `None` if nothing arrives within `timeout`.
+    pub async fn recv_within(&mut self, timeout: Duration) -> Option<Frame> {
+        self.rx.recv_within(timeout).await
+    }
+
     /// Receives a text frame.
     pub async fn recv_text(&mut self) -> String {
         self.rx.recv_text().await

@@ -40,12 +40,15 @@ const HOST_SOURCES: [&str; 3] = ["host", "core", "plugin-api"];
 /// did change is rebuilt by `cargo build` anyway.
 fn built(name: &str, sources: &[&str]) -> PathBuf {
     let path = target_dir().join("debug").join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: {BUILD_FIRST}",
-        path.display()
-    );
-    let built_at = modified(&path).unwrap_or(SystemTime::UNIX_EPOCH);
+    fresh(&path, sources, BUILD_FIRST);
+    path
+}
+
+/// Asserts that the built file `path` exists and is newer than every file of its
+/// `sources`; `advice` says how to build it.
+fn fresh(path: &Path, sources: &[&str], advice: &str) {
+    assert!(path.is_file(), "{} is missing: {advice}", path.display());
+    let built_at = modified(path).unwrap_or(SystemTime::UNIX_EPOCH);
     let root = workspace_root();
     let newest = sources
         .iter()
@@ -54,12 +57,11 @@ fn built(name: &str, sources: &[&str]) -> PathBuf {
     if let Some((at, source)) = newest {
         assert!(
             at <= built_at,
-            "{} is older than {}: the suite would test a stale build; {BUILD_FIRST}",
+            "{} is older than {}: the suite would test a stale build; {advice}",
             path.display(),
             source.display()
         );
     }
-    path
 }
 
 /// When `path` was last modified.
@@ -120,6 +122,26 @@ pub fn live_plugin() -> PathBuf {
     static CHECKED: OnceLock<PathBuf> = OnceLock::new();
     CHECKED
         .get_or_init(|| built("libmswoole_live.so", &["plugins/live", "plugin-api"]))
+        .clone()
+}
+
+/// The Vote module, `libmswoole_vote.so`, built the way an outside author builds it:
+/// `cargo build --release --manifest-path examples/vote/Cargo.toml` into its own
+/// `examples/vote/target/release/` (tests/run.sh does). Checked once per test process,
+/// like the workspace's plugins, against its sources and plugin-api's.
+pub fn vote_plugin() -> PathBuf {
+    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let path = workspace_root().join("examples/vote/target/release/libmswoole_vote.so");
+            fresh(
+                &path,
+                &["examples/vote", "plugin-api"],
+                "run `cargo build --release --manifest-path examples/vote/Cargo.toml` first \
+                 (tests/run.sh does)",
+            );
+            path
+        })
         .clone()
 }
 

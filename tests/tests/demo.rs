@@ -278,3 +278,119 @@ async fn a_phone_says_the_wall_approves_and_the_phone_shows_the_broadcast() {
     wall.close().await.expect("the wall session ends");
     phone.close().await.expect("the phone session ends");
 }
+
+#[tokio::test]
+async fn a_poll_runs_on_the_demo_pages() {
+    // The Vote module (examples/vote) next to Live: the pages speak its events.
+    let host = TestHost::builder()
+        .config(DEMO_ON)
+        .plugin_copy("libmswoole_vote.so", &paths::vote_plugin())
+        .start()
+        .await;
+    let base = format!("http://{}", host.outside);
+    let mut browser = Browser::start().await;
+    let wall = browser.window(Screen::Wall).await;
+    let phone = browser.window(Screen::Phone).await;
+    wall.goto(&format!("{base}/demo/wall?code=poll"))
+        .await
+        .expect("the wall page loads");
+    wait_for(
+        &wall,
+        "the wall joins",
+        "return document.body.dataset.joined === 'wall'",
+    )
+    .await;
+    phone
+        .goto(&format!("{base}/demo/phone?code=poll"))
+        .await
+        .expect("the phone page loads");
+    submit(&phone, "#nickname", "小红", "#join").await;
+    wait_for(
+        &phone,
+        "the phone joins",
+        "return document.body.classList.contains('joined')",
+    )
+    .await;
+
+    // The pages have no button to open a poll: a second screen of the room opens it
+    // (without joining the room's screens, so it gets replies only).
+    let mut screen = mswoole_tests::live::connect(&host, "w-2", "wall", "poll", "console").await;
+    let opened = screen
+        .ok(
+            "vote.wall.open",
+            json!({"title": "喝茶还是咖啡? Tea or coffee?", "options": ["茶 tea", "咖啡 coffee"], "seconds": 60}),
+            "voteOpenSuccess",
+        )
+        .await;
+    wait_for(
+        &phone,
+        "the poll on the phone",
+        &find_text("#poll.open .title", "Tea or coffee?"),
+    )
+    .await;
+    wait_for(
+        &wall,
+        "the poll on the wall",
+        &find_text("#poll .title", "Tea or coffee?"),
+    )
+    .await;
+    // The phone votes by tapping the second option.
+    phone
+        .execute(
+            "const b = document.querySelectorAll('#poll button')[1]; b.click(); return true;",
+            Vec::new(),
+        )
+        .await
+        .expect("the option is tapped");
+    wait_for(
+        &phone,
+        "the vote taken",
+        &find_text("#poll .state", "Voted"),
+    )
+    .await;
+    // The wall's bars follow the tally.
+    wait_for(
+        &wall,
+        "the tally on the wall",
+        &find_text("#poll .label", "1 · 100%"),
+    )
+    .await;
+    let result = screen
+        .ok(
+            "vote.wall.result",
+            json!({"poll": opened["poll"]}),
+            "voteResult",
+        )
+        .await;
+    assert_eq!(
+        result["counts"],
+        json!([0, 1]),
+        "the page's tap reached the wire"
+    );
+    screen
+        .ok("vote.wall.close", json!({}), "voteCloseSuccess")
+        .await;
+    wait_for(
+        &phone,
+        "the result on the phone",
+        &find_text("#poll.closed .state", "1 votes"),
+    )
+    .await;
+    wait_for(
+        &wall,
+        "the result on the wall",
+        &find_text("#poll .state", "Closed · 1 votes"),
+    )
+    .await;
+    let docs = paths::target_dir().join("screenshots");
+    std::fs::create_dir_all(&docs).expect("the screenshot directory is created");
+    for (page, name) in [
+        (&wall, "demo-wall-poll.png"),
+        (&phone, "demo-phone-poll.png"),
+    ] {
+        let png = page.screenshot().await.expect("a screenshot");
+        std::fs::write(docs.join(name), png).expect("the screenshot is saved");
+    }
+    wall.close().await.expect("the wall session ends");
+    phone.close().await.expect("the phone session ends");
+}
