@@ -76,6 +76,11 @@ impl Clients {
         self.read().len()
     }
 
+    /// Whether no connection is open here.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
     /// Frames dropped so far because a client stopped reading.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

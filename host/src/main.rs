@@ -1,54 +1,8 @@
-//! `mswoole`: MSwoole's WebSocket service as a plugin host.
-//!
-//! Data flows one way: socket ([`server`], [`handshake`]) → connection task
-//! ([`connection`], [`frame_error`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
-//! (`mswoole_core::services`, reaching out through [`plugins::outlet`]) →
-//! [`registry`] and outbound queues ([`clients`], reached on any node through
-//! [`delivery`]).
-//! [`manager`] and [`cli`] drive a running host; [`error`] is the one place a
-//! failure becomes an envelope.
-//!
-//! What decides behaviour without a socket — [`message`], [`router`], [`error`],
-//! [`envelope`], [`identity`], the registry trait and its memory backend, the close
-//! sequence and the host API — lives in `mswoole-core`, which the module test kit
-//! uses too; it is re-exported here under the names the host has always used.
-
-mod auth;
-mod backtraces;
-mod cli;
-mod clients;
-mod config;
-mod connection;
-// Modules will reach it through the host API (mswoole_core::services); not yet exposed to them (docs/DATABASES.md).
-#[allow(dead_code)]
-mod databases;
-mod delivery;
-mod demo;
-mod frame_error;
-mod handshake;
-// The plugin host API will call it (docs/HTTP.md); not yet exposed to modules.
-#[allow(dead_code)]
-mod http_client;
-mod ip_limit;
-mod log_file;
-mod log_limit;
-mod manager;
-mod metrics;
-mod new_module;
-mod outbound;
-mod plugins;
-mod process;
-mod rate_limit;
-mod readiness;
-mod registry;
-mod server;
-mod shared;
-mod shutdown;
-mod timers;
+//! `mswoole`: the binary. Everything it runs lives in the library (`lib.rs`).
 
 use std::process::ExitCode;
 
-use mswoole_core::{envelope, error, identity, message, router};
+use mswoole::{backtraces, cli, server};
 
 use clap::Parser;
 
