@@ -177,4 +177,18 @@ mod tests {
         assert_eq!(message["auth"]["code"], "a&amp;b");
         assert_eq!(message["auth"]["nickname"], "&lt;i&gt;");
     }
+
+    #[test]
+    fn numbers_reach_the_module_as_the_client_sent_them() {
+        // Found by the `message` fuzz target (docs/FUZZING.md): without serde_json's
+        // `float_roundtrip`, this integer was read 1 ulp off and the module got
+        // 2.9999999999999996e126 where the client sent 2 and 126 nines (3e126 rounded).
+        let sent = format!(r#"{{"m":2{}}}"#, "9".repeat(126));
+        let Ok(Inbound::Message { body, .. }) = parse(&sent) else {
+            panic!("an object");
+        };
+        let message = parsed(prepare(body.clone(), &identity(), false));
+        assert_eq!(message["m"], body["m"]);
+        assert_eq!(message["m"].as_f64(), Some(3e126));
+    }
 }
