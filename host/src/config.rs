@@ -581,8 +581,8 @@ impl Config {
         Self::build(&text, &base).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
-    /// Parses config text; relative paths resolve against `base`.
-    #[cfg(test)]
+    /// Parses config text; relative paths resolve against `base` (the fuzz target's entry:
+    /// docs/FUZZING.md).
     pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
         Self::build(text, base).map_err(ConfigError)
     }

@@ -80,6 +80,49 @@ impl Head {
     }
 }
 
+/// What [`parse_head`] makes of the bytes read so far.
+#[derive(Debug)]
+pub enum Parsed {
+    /// A whole head, and how many bytes it took.
+    Complete(Head, usize),
+    /// Not a whole head yet; more bytes may complete it.
+    Partial,
+    /// Not HTTP.
+    Malformed,
+}
+
+/// Parses the bytes read so far as a request head. Pure, so the fuzz target and the
+/// property tests can feed it anything (docs/FUZZING.md).
+pub fn parse_head(buffer: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(buffer) {
+        Ok(httparse::Status::Complete(used)) => {
+            let target = request.path.unwrap_or("/");
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            let head = Head {
+                method: request.method.unwrap_or("").to_string(),
+                version: request.version.unwrap_or(0),
+                path: path.to_string(),
+                query: query.to_string(),
+                headers: request
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect(),
+            };
+            Parsed::Complete(head, used)
+        }
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Err(_) => Parsed::Malformed,
+    }
+}
+
 /// Reads a request head; returns it and the bytes that followed it.
 pub async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), HeadError> {
     let mut buffer = Vec::with_capacity(1024);
@@ -90,32 +133,10 @@ pub async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), HeadEr
             return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         buffer.extend_from_slice(&chunk[..read]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buffer) {
-            Ok(httparse::Status::Complete(used)) => {
-                let target = request.path.unwrap_or("/");
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let head = Head {
-                    method: request.method.unwrap_or("").to_string(),
-                    version: request.version.unwrap_or(0),
-                    path: path.to_string(),
-                    query: query.to_string(),
-                    headers: request
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect(),
-                };
-                return Ok((head, buffer[used..].to_vec()));
-            }
-            Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => continue,
-            Ok(httparse::Status::Partial) | Err(_) => return Err(HeadError::Malformed),
+        match parse_head(&buffer) {
+            Parsed::Complete(head, used) => return Ok((head, buffer[used..].to_vec())),
+            Parsed::Partial if buffer.len() < MAX_HEAD => continue,
+            Parsed::Partial | Parsed::Malformed => return Err(HeadError::Malformed),
         }
     }
 }

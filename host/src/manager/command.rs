@@ -128,6 +128,15 @@ fn reached(method: &str, reach: Result<Reach, RegistryError>) -> Answer {
     }
 }
 
+/// Reads a command body: a JSON object, or 400 `badRequest`. Both transports read
+/// theirs here (the HTTP API first maps an empty body to `{}`).
+pub fn object(text: &[u8]) -> Result<Map<String, Value>, Answer> {
+    match serde_json::from_slice::<Value>(text) {
+        Ok(Value::Object(body)) => Ok(body),
+        _ => Err(Answer::bad_request()),
+    }
+}
+
 impl Command {
     /// Reads command `method` from its body. `max_frame` is `limits.max_message_bytes`:
     /// no frame larger than a client may send goes to clients.
