@@ -228,8 +228,16 @@ impl Command {
             }
             // Members on other nodes are reached through the registry's relay, as a
             // module's `send_to_set` reaches them (README.md, "Several hosts behind one Redis").
+            // `members` is the set's size as the registry holds it, stale members
+            // included: what a broadcast reaches cannot show a member left behind.
             Command::Broadcast(key, frame) => match shared.registry.set_members(&key).await {
-                Ok(members) => reached(method, shared.delivery.to_fds(&members, &frame).await),
+                Ok(members) => match shared.delivery.to_fds(&members, &frame).await {
+                    Ok(reach) => ok(
+                        method,
+                        json!({"local": reach.local, "nodes": reach.nodes, "members": members.len()}),
+                    ),
+                    Err(error) => unavailable(method, error),
+                },
                 Err(error) => unavailable(method, error),
             },
         }
