@@ -30,7 +30,7 @@ use crate::{
     baseline::BaselineArgs,
     modes::{
         fanout::FanoutArgs, idle::IdleArgs, panics::PanicsArgs, rate::RateArgs, rr::RrArgs,
-        slow::SlowArgs, swap::SwapArgs,
+        slow::SlowArgs, soak::SoakArgs, swap::SwapArgs,
     },
     report::Outcome,
     smoke::SmokeArgs,
@@ -66,6 +66,10 @@ enum Command {
     /// Plugin panics across hot swaps of a debug Index build: the host's memory against
     /// a bound (starts a host; `RUST_BACKTRACE=1` in its environment unless --no-env).
     Panics(PanicsArgs),
+    /// Churning clients (connect, join a Live room, say, leave or abort) for minutes
+    /// against one host or two on Redis: RSS, connections and registry records over
+    /// time, and what is left at the end (starts its hosts).
+    Soak(SoakArgs),
     /// Run the bare baseline server.
     Baseline(BaselineArgs),
     /// Run every mode against the baseline and the host, pinned, and write the results
@@ -112,6 +116,18 @@ fn main() -> ExitCode {
             }
         }),
         Command::Panics(args) => modes::panics::run(&args).map(|result| {
+            if json {
+                println!("{}", result.json());
+            } else {
+                print!("{}", result.table());
+            }
+            if result.problem.is_some() {
+                2
+            } else {
+                0
+            }
+        }),
+        Command::Soak(args) => modes::soak::run(&args).map(|result| {
             if json {
                 println!("{}", result.json());
             } else {

@@ -8,6 +8,7 @@ pub mod rate;
 pub mod requests;
 pub mod rr;
 pub mod slow;
+pub mod soak;
 pub mod swap;
 
 use std::time::Duration;
