@@ -128,4 +128,66 @@ mod tests {
         assert_eq!(module_name("éCOLE"), "École");
         assert_eq!(module_name(""), "");
     }
+
+    mod properties {
+        //! The routing invariants the `message` fuzz target checks (docs/FUZZING.md).
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9_]{1,10}"
+        }
+
+        proptest! {
+            #[test]
+            fn routes_are_names_and_anything_else_is_a_fixed_404(method in prop_oneof![
+                any::<String>(),
+                "[a-z.<> _\\-]{0,20}",
+            ]) {
+                match route(&method) {
+                    Ok(route) => {
+                        for part in [&route.module, &route.controller, &route.action] {
+                            prop_assert!(is_name(part), "{:?} routed to {:?}", method, part);
+                        }
+                    }
+                    Err(error) => {
+                        prop_assert_eq!(&error, &CallError::ControllerNotFound);
+                        prop_assert_eq!(
+                            error.envelope().to_json(),
+                            r#"{"status":404,"event":"controllerNotFound","info":"控制器不存在"}"#
+                        );
+                    }
+                }
+            }
+
+            #[test]
+            fn one_to_three_names_route_whatever_their_case_and_outer_dots(
+                parts in prop::collection::vec(name(), 1..=3), before in "[.]{0,2}", after in "[.]{0,2}",
+            ) {
+                let method = format!("{before}{}{after}", parts.join("."));
+                let route = route(&method);
+                let (module, controller, action) = match parts.as_slice() {
+                    [a] => ("index", "index", a.as_str()),
+                    [c, a] => ("index", c.as_str(), a.as_str()),
+                    [m, c, a] => (m.as_str(), c.as_str(), a.as_str()),
+                    _ => unreachable!("1 to 3 parts"),
+                };
+                prop_assert_eq!(route, Ok(Route {
+                    module: module_name(module),
+                    controller: module_name(controller),
+                    action: action.to_lowercase(),
+                }));
+            }
+
+            #[test]
+            fn a_part_with_anything_but_a_name_never_routes(
+                good in name(), bad in "[^A-Za-z0-9_.]{1,3}", at in 0usize..3,
+            ) {
+                let mut parts = [good.clone(), good.clone(), good];
+                parts[at].push_str(&bad);
+                prop_assert_eq!(route(&parts.join(".")), Err(CallError::ControllerNotFound));
+            }
+        }
+    }
 }

@@ -406,4 +406,71 @@ mod tests {
         assert!(!dbg.contains("kfw"));
         assert!(dbg.contains("TripleDesEcb"));
     }
+
+    mod properties {
+        //! The invariants the `token` fuzz target checks (docs/FUZZING.md).
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        use super::super::*;
+
+        fn codec() -> impl Strategy<Value = TokenCodec> {
+            (
+                any::<bool>(),
+                "[ -~]{0,30}",
+                prop::option::of("[ -~]{1,10}"),
+            )
+                .prop_map(|(cbc, key, iv)| {
+                    let cipher = if cbc {
+                        Cipher::DesCbc
+                    } else {
+                        Cipher::TripleDesEcb
+                    };
+                    let key = if key.is_empty() {
+                        DEFAULT_KEY.to_string()
+                    } else {
+                        key
+                    };
+                    TokenCodec::new(&key, cipher, iv.as_deref())
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn a_token_the_host_makes_decodes_to_the_same_claims(
+                codec in codec(),
+                id in prop_oneof![any::<i64>().prop_map(Value::from), any::<String>().prop_map(Value::from)],
+                nickname in any::<String>(), ctime in any::<u32>(),
+            ) {
+                let claims = json!({"id": id, "type": "wechatUser", "nickname": nickname, "ctime": ctime});
+                let token = codec.encode(&claims);
+                prop_assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b':' | b'_')));
+                prop_assert_eq!(codec.decode(&token).map(Value::Object), Ok(claims));
+            }
+
+            #[test]
+            fn any_text_decodes_to_an_error_or_claims_with_an_id(
+                token in prop_oneof![any::<String>(), "[A-Za-z0-9*:_]{0,64}"],
+            ) {
+                let codec = TokenCodec::new(DEFAULT_KEY, Cipher::TripleDesEcb, None);
+                if let Ok(claims) = codec.decode(&token) {
+                    prop_assert!(matches!(claims.get("id"), Some(Value::Number(_) | Value::String(_))));
+                }
+            }
+
+            #[test]
+            fn a_changed_character_never_yields_the_same_claims(index in any::<prop::sample::Index>(), with in "[A-Za-z0-9*:]") {
+                let codec = TokenCodec::new(DEFAULT_KEY, Cipher::TripleDesEcb, None);
+                let claims = json!({"id": 1, "code": "demo"});
+                let token = codec.encode(&claims);
+                let at = index.index(token.trim_end_matches('_').len());
+                let mut changed = token.clone();
+                changed.replace_range(at..=at, &with);
+                match codec.decode(&changed) {
+                    Ok(decoded) if changed != token => prop_assert_ne!(Value::Object(decoded), claims),
+                    _ => {}
+                }
+            }
+        }
+    }
 }

@@ -117,6 +117,11 @@ impl Clients {
             .saturating_sub(self.detached.load(Ordering::Relaxed) as usize)
     }
 
+    /// Whether no connection is open here.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
     /// Frames dropped so far because a client stopped reading.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

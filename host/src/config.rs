@@ -591,8 +591,8 @@ impl Config {
         Self::build(&text, &base).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
-    /// Parses config text; relative paths resolve against `base`.
-    #[cfg(test)]
+    /// Parses config text; relative paths resolve against `base` (the fuzz target's entry:
+    /// docs/FUZZING.md).
     pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
         Self::build(text, base).map_err(ConfigError)
     }
@@ -1152,5 +1152,109 @@ mod tests {
             .to_string();
         assert!(e.contains("missing.toml: cannot read"), "{e}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    mod properties {
+        //! The invariants the `config` fuzz target checks (docs/FUZZING.md).
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Sections and keys the host knows, with values of any TOML type.
+        fn toml_text() -> impl Strategy<Value = String> {
+            let section = prop_oneof![
+                Just("outside"),
+                Just("manager"),
+                Just("heartbeat"),
+                Just("auth"),
+                Just("protocol"),
+                Just("limits"),
+                Just("registry"),
+                Just("plugins"),
+                Just("runtime"),
+                Just("log"),
+                Just("demo"),
+                Just("databases.main"),
+                Just("modules.Index"),
+                Just("nope"),
+            ];
+            let key = prop_oneof![
+                Just("host"),
+                Just("port"),
+                Just("token"),
+                Just("idle_s"),
+                Just("key"),
+                Just("cipher"),
+                Just("iv"),
+                Just("max_message_bytes"),
+                Just("outbound_queue"),
+                Just("outbound_bytes"),
+                Just("messages_per_s"),
+                Just("messages_burst"),
+                Just("backend"),
+                Just("url"),
+                Just("node_id"),
+                Just("node_ttl_s"),
+                Just("dir"),
+                Just("level"),
+                Just("keep"),
+                Just("escape_html"),
+                Just("max_connections"),
+                Just("timeout_ms"),
+                Just("x"),
+            ];
+            let value = prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                (0u32..100).prop_map(|n| n.to_string()),
+                any::<bool>().prop_map(|b| b.to_string()),
+                "[ -~]{0,12}".prop_map(|s| format!("{s:?}")),
+                Just("nan".to_string()),
+                Just("1979-05-27T07:32:00Z".to_string()),
+                Just("[1, \"a\"]".to_string()),
+                Just("{ a = 1 }".to_string()),
+            ];
+            prop::collection::vec((section, prop::collection::vec((key, value), 0..5)), 0..6)
+                .prop_map(|sections| {
+                    let mut text = String::new();
+                    for (section, members) in sections {
+                        text.push_str(&format!("[{section}]\n"));
+                        for (key, value) in members {
+                            text.push_str(&format!("{key} = {value}\n"));
+                        }
+                    }
+                    text
+                })
+        }
+
+        fn check(text: &str) -> Result<(), TestCaseError> {
+            match Config::parse(text, Path::new("/srv/mswoole")) {
+                Err(error) => prop_assert!(!error.to_string().contains('\n'), "{}", error),
+                Ok(config) => {
+                    prop_assert!(config.registry.node_ttl_s >= 3);
+                    prop_assert!(config.limits.max_message_bytes > 0);
+                    prop_assert!(config.limits.outbound_bytes > 0);
+                    prop_assert!(config.heartbeat.idle_s > 0);
+                    prop_assert!(config.runtime.dir.is_absolute());
+                    prop_assert!(config.plugins.dir.as_deref().is_none_or(Path::is_absolute));
+                    prop_assert!(
+                        config.manager.token.is_some() || is_loopback(&config.manager.host)
+                    );
+                    prop_assert!(config.databases.contains_key(DEFAULT_DATABASE));
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_config_or_a_one_line_error(text in any::<String>()) {
+                check(&text)?;
+            }
+
+            #[test]
+            fn any_toml_of_the_hosts_keys_is_a_valid_config_or_a_one_line_error(text in toml_text()) {
+                check(&text)?;
+            }
+        }
     }
 }

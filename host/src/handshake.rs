@@ -80,6 +80,49 @@ impl Head {
     }
 }
 
+/// What [`parse_head`] makes of the bytes read so far.
+#[derive(Debug)]
+pub enum Parsed {
+    /// A whole head, and how many bytes it took.
+    Complete(Head, usize),
+    /// Not a whole head yet; more bytes may complete it.
+    Partial,
+    /// Not HTTP.
+    Malformed,
+}
+
+/// Parses the bytes read so far as a request head. Pure, so the fuzz target and the
+/// property tests can feed it anything (docs/FUZZING.md).
+pub fn parse_head(buffer: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(buffer) {
+        Ok(httparse::Status::Complete(used)) => {
+            let target = request.path.unwrap_or("/");
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            let head = Head {
+                method: request.method.unwrap_or("").to_string(),
+                version: request.version.unwrap_or(0),
+                path: path.to_string(),
+                query: query.to_string(),
+                headers: request
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect(),
+            };
+            Parsed::Complete(head, used)
+        }
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Err(_) => Parsed::Malformed,
+    }
+}
+
 /// Reads a request head; returns it and the bytes that followed it.
 pub async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), HeadError> {
     let mut buffer = Vec::with_capacity(1024);
@@ -90,32 +133,10 @@ pub async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), HeadEr
             return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         buffer.extend_from_slice(&chunk[..read]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buffer) {
-            Ok(httparse::Status::Complete(used)) => {
-                let target = request.path.unwrap_or("/");
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let head = Head {
-                    method: request.method.unwrap_or("").to_string(),
-                    version: request.version.unwrap_or(0),
-                    path: path.to_string(),
-                    query: query.to_string(),
-                    headers: request
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect(),
-                };
-                return Ok((head, buffer[used..].to_vec()));
-            }
-            Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => continue,
-            Ok(httparse::Status::Partial) | Err(_) => return Err(HeadError::Malformed),
+        match parse_head(&buffer) {
+            Parsed::Complete(head, used) => return Ok((head, buffer[used..].to_vec())),
+            Parsed::Partial if buffer.len() < MAX_HEAD => continue,
+            Parsed::Partial | Parsed::Malformed => return Err(HeadError::Malformed),
         }
     }
 }
@@ -316,5 +337,114 @@ mod tests {
         )
         .is_upgrade());
         assert!(!head("", &[("upgrade", "websocket")]).is_upgrade());
+    }
+
+    mod properties {
+        //! The invariants the `head` fuzz target checks (docs/FUZZING.md).
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn shape(head: &Head) -> (String, u8, String, String, Vec<(String, String)>) {
+            (
+                head.method.clone(),
+                head.version,
+                head.path.clone(),
+                head.query.clone(),
+                head.headers.clone(),
+            )
+        }
+
+        /// A well-formed request head, and what it says.
+        fn request(
+        ) -> impl Strategy<Value = (String, String, u8, String, String, Vec<(String, String)>)>
+        {
+            (
+                "GET|POST|HEAD|OPTIONS",
+                "/[a-z0-9/._-]{0,12}",
+                0u8..=1,
+                "([a-z]{1,5}=[A-Za-z0-9%*:_]{0,8}&?){0,3}",
+                prop::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,20}"), 0..10),
+            )
+                .prop_map(|(method, path, version, query, headers)| {
+                    let target = if query.is_empty() {
+                        path.clone()
+                    } else {
+                        format!("{path}?{query}")
+                    };
+                    let mut text = format!("{method} {target} HTTP/1.{version}\r\n");
+                    for (name, value) in &headers {
+                        text.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    text.push_str("\r\n");
+                    (text, method, version, path, query, headers)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_parse_the_same_whole_or_in_two_reads(bytes in prop::collection::vec(any::<u8>(), 0..300), cut in any::<prop::sample::Index>()) {
+                let whole = parse_head(&bytes);
+                match (parse_head(&bytes[..cut.index(bytes.len() + 1)]), &whole) {
+                    (Parsed::Partial, _) | (Parsed::Malformed, Parsed::Malformed) => {}
+                    (Parsed::Complete(first, used), Parsed::Complete(head, whole_used)) => {
+                        prop_assert_eq!(used, *whole_used);
+                        prop_assert_eq!(shape(&first), shape(head));
+                    }
+                    (first, whole) => prop_assert!(false, "prefix {:?}, whole {:?}", first, whole),
+                }
+            }
+
+            #[test]
+            fn a_well_formed_head_is_read_as_sent(
+                (text, method, version, path, query, headers) in request(),
+                after in prop::collection::vec(any::<u8>(), 0..20),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut bytes = text.clone().into_bytes();
+                bytes.extend_from_slice(&after);
+                let Parsed::Complete(head, used) = parse_head(&bytes) else {
+                    panic!("not read: {text:?}");
+                };
+                prop_assert_eq!(used, text.len());
+                prop_assert_eq!(&head.method, &method);
+                prop_assert_eq!(head.version, version);
+                prop_assert_eq!(&head.path, &path);
+                prop_assert_eq!(&head.query, &query);
+                let expected: Vec<(String, String)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.to_ascii_lowercase(), v.trim_matches([' ', '\t']).to_string()))
+                    .collect();
+                prop_assert_eq!(&head.headers, &expected);
+                // Any strict prefix is not yet a head.
+                let short = cut.index(text.len());
+                prop_assert!(matches!(parse_head(&bytes[..short]), Parsed::Partial));
+            }
+
+            #[test]
+            fn an_accepted_upgrade_is_one_rfc_6455_allows(
+                method in "GET|POST|get", version in 0u8..=1, ws_version in "13| 13 |8|",
+                key in prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..20).prop_map(|k| STANDARD.encode(k)),
+                    "[ -~]{0,30}",
+                ],
+            ) {
+                let head = Head {
+                    method: method.clone(),
+                    version,
+                    headers: vec![
+                        ("sec-websocket-version".into(), ws_version.clone()),
+                        ("sec-websocket-key".into(), key.clone()),
+                    ],
+                    ..Head::default()
+                };
+                let accepted = check_upgrade(&head).is_ok();
+                let valid = method == "GET"
+                    && version == 1
+                    && ws_version.trim() == "13"
+                    && STANDARD.decode(key.trim()).is_ok_and(|k| k.len() == 16);
+                prop_assert_eq!(accepted, valid);
+            }
+        }
     }
 }

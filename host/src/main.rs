@@ -1,54 +1,8 @@
-//! `mswoole`: MSwoole's WebSocket service as a plugin host.
-//!
-//! Data flows one way: socket ([`server`], [`handshake`]) → connection task
-//! ([`connection`], [`frame_error`], [`message`]) → [`router`] → plugin ([`plugins`]) → host API
-//! (`mswoole_core::services`, reaching out through [`plugins::outlet`]) →
-//! [`registry`] and outbound queues ([`clients`], reached on any node through
-//! [`delivery`], the one path of a frame for an fd, both ways). [`closer`] is the one
-//! place a connection ends and its close sequence runs; [`drain`] spreads a stop's closes.
-//! [`manager`] and [`cli`] drive a running host; [`error`] is the one place a
-//! failure becomes an envelope.
-//!
-//! What decides behaviour without a socket — [`message`], [`router`], [`error`],
-//! [`envelope`], [`identity`], the registry trait and its memory backend, the close
-//! sequence and the host API — lives in `mswoole-core`, which the module test kit
-//! uses too; it is re-exported here under the names the host has always used.
-
-mod auth;
-mod backtraces;
-mod browser_client;
-mod cli;
-mod clients;
-mod closer;
-mod config;
-mod connection;
-mod delivery;
-mod demo;
-mod drain;
-mod frame_error;
-mod handshake;
-mod ip_limit;
-mod log_file;
-mod log_limit;
-mod manager;
-mod metrics;
-mod new_module;
-mod outbound;
-mod plugins;
-mod process;
-mod rate_limit;
-mod readiness;
-mod registry;
-mod server;
-mod session;
-mod sessions;
-mod shared;
-mod shutdown;
-mod timers;
+//! `mswoole`: the binary. Everything it runs lives in the library (`lib.rs`).
 
 use std::process::ExitCode;
 
-use mswoole_core::{envelope, error, identity, message, router};
+use mswoole::{backtraces, cli, server};
 
 use clap::Parser;
 

@@ -6,8 +6,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
     auth::TokenCodec, clients::Clients, closer::Closer, config::Config, delivery::Delivery,
-    identity::FdIds, plugins::Plugins, registry::Registry, sessions::Sessions,
-    shutdown::Shutdown,
+    identity::FdIds, plugins::Plugins, registry::Registry, sessions::Sessions, shutdown::Shutdown,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before

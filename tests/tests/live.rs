@@ -31,6 +31,28 @@ impl Room {
     }
 }
 
+/// The room's member sets, as the Live module names them.
+const USERS: &str = "LIVE_USER_ROOM_e2e-room";
+const WALLS: &str = "LIVE_WALL_ROOM_e2e-room";
+
+/// Membership as the registry holds it, on the memory backend too: the manager
+/// broadcasts `rollCall` to the set `key` and answers how many members the set holds
+/// (`members`, stale ones included) and how many connections it reached (`local`).
+/// Every member that is connected gets the frame; the caller reads it.
+async fn roll_call(host: &TestHost, key: &str) -> (u64, u64) {
+    let command =
+        json!({"method": "broadcast", "key": key, "event": "rollCall", "info": "", "param": key});
+    let reply = host.manager(&command).await;
+    reply.assert_is(200, "broadcastSuccess");
+    let param = reply.expect_param();
+    let count = |name: &str| {
+        param[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("broadcast without {name}: {param}"))
+    };
+    (count("local"), count("members"))
+}
+
 /// Waits until the host counts `count` connections (a dropped one is gone).
 async fn wait_for_connections(host: &TestHost, count: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -55,6 +77,12 @@ async fn a_live_event_from_join_to_clean() {
         mut alice,
         mut bob,
     } = Room::join(&host).await;
+    // Both phones are in the user set, the screen in the wall set, and nobody else.
+    assert_eq!(roll_call(&host, USERS).await, (2, 2));
+    alice.hears("rollCall").await;
+    bob.hears("rollCall").await;
+    assert_eq!(roll_call(&host, WALLS).await, (1, 1));
+    wall.hears("rollCall").await;
 
     // Alice speaks (a room or fd she names is ignored): the screen gets it to check.
     let say = json!({"say": "hi <all>", "code": "elsewhere", "fd": "forged"});
@@ -139,11 +167,19 @@ async fn a_live_event_from_join_to_clean() {
     // Leaving: Alice is out, so only Bob hears the screen; the screen is out, so nobody
     // hears Bob.
     alice.ok("live.user.out", json!({}), "userOutSuccess").await;
+    assert_eq!(roll_call(&host, USERS).await, (1, 1), "alice left the set");
+    bob.hears("rollCall").await;
+    alice.expect_silence(QUIET).await;
     wall.ok("live.wall.say", json!({"say": "bye"}), "wallSaySuccess")
         .await;
     bob.hears("wallSayBroadcast").await;
     alice.expect_silence(QUIET).await;
     wall.ok("live.wall.out", json!({}), "wallOutSuccess").await;
+    assert_eq!(
+        roll_call(&host, WALLS).await,
+        (0, 0),
+        "the screen left its set"
+    );
     bob.ok("live.user.say", json!({"say": "anyone?"}), "userSaySuccess")
         .await;
     wall.expect_silence(QUIET).await;
@@ -161,6 +197,20 @@ async fn a_dropped_phone_leaves_the_room_and_hears_nothing_more() {
     // Bob's phone drops off the network: no close frame, the socket just goes.
     drop(bob);
     wait_for_connections(&host, 2).await;
+    // The set loses him (his close sequence), not only the connections a frame reaches.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (local, members) = roll_call(&host, USERS).await;
+        alice.hears("rollCall").await;
+        if (local, members) == (1, 1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dropped phone is still in the set: {members} members, {local} reached"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Bob comes back with the same token: a new fd, which is not in the room.
     let mut bob = connect(&host, "102", "wechatUser", ROOM, "bob").await;
@@ -175,6 +225,9 @@ async fn a_dropped_phone_leaves_the_room_and_hears_nothing_more() {
 
     // Once he joins again he hears the room.
     bob.ok("live.user.join", json!({}), "userJoinSuccess").await;
+    assert_eq!(roll_call(&host, USERS).await, (2, 2));
+    alice.hears("rollCall").await;
+    bob.hears("rollCall").await;
     wall.ok(
         "live.wall.say",
         json!({"say": "welcome back"}),
@@ -187,6 +240,14 @@ async fn a_dropped_phone_leaves_the_room_and_hears_nothing_more() {
     // The screen drops too: the phones' messages reach no one, and nothing failed on the way.
     drop(wall);
     wait_for_connections(&host, 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while roll_call(&host, WALLS).await != (0, 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dropped screen is still in its set"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     alice
         .ok("live.user.say", json!({"say": "hello?"}), "userSaySuccess")
         .await;

@@ -166,7 +166,10 @@ async fn broadcast_to_a_set_nobody_joined_reaches_nobody() {
         .manager(&json!({"method": "broadcast", "key": "LIVE_USER_ROOM_nobody", "status": 200, "event": "x", "info": "y"}))
         .await;
     reply.assert_is(200, "broadcastSuccess");
-    assert_eq!(reply.param(), Some(&json!({"local": 0, "nodes": 0})));
+    assert_eq!(
+        reply.param(),
+        Some(&json!({"local": 0, "nodes": 0, "members": 0}))
+    );
     client.expect_silence(QUIET).await;
 }
 
@@ -183,7 +186,10 @@ async fn broadcast_reaches_the_members_of_a_set_and_a_closed_member_leaves_it() 
     let command = json!({"method": "broadcast", "key": "LIVE_USER_ROOM_demo", "status": 200, "event": "x", "info": "y", "param": [1]});
     let reply = host.manager(&command).await;
     reply.assert_is(200, "broadcastSuccess");
-    assert_eq!(reply.param(), Some(&json!({"local": 1, "nodes": 0})));
+    assert_eq!(
+        reply.param(),
+        Some(&json!({"local": 1, "nodes": 0, "members": 1}))
+    );
     assert_eq!(
         member.recv_text().await,
         r#"{"status":200,"event":"x","info":"y","param":[1]}"#
@@ -199,7 +205,10 @@ async fn broadcast_reaches_the_members_of_a_set_and_a_closed_member_leaves_it() 
         redis.cli(&["SISMEMBER", room, &fd]) == "0"
     });
     let reply = host.manager(&command).await;
-    assert_eq!(reply.param(), Some(&json!({"local": 0, "nodes": 0})));
+    assert_eq!(
+        reply.param(),
+        Some(&json!({"local": 0, "nodes": 0, "members": 0}))
+    );
 }
 
 #[tokio::test]

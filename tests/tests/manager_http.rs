@@ -82,7 +82,7 @@ async fn each_command_answers_as_its_websocket_form_does() {
     assert_eq!(reply.status, 200);
     assert_eq!(
         envelope(&reply),
-        json!({"status": 200, "event": "broadcastSuccess", "info": "执行完成", "param": {"local": 1, "nodes": 0}})
+        json!({"status": 200, "event": "broadcastSuccess", "info": "执行完成", "param": {"local": 1, "nodes": 0, "members": 1}})
     );
     user.expect_envelope(200, "x").await;
     wall.expect_silence(QUIET).await;

@@ -246,6 +246,11 @@ async fn manager_broadcast_reaches_set_members_on_every_node() {
     let reply = b.manager(&command).await;
     reply.assert_is(200, "broadcastSuccess");
     assert_eq!(reach(&reply), (2, 1), "two members on b, five relayed to a");
+    assert_eq!(
+        reply.expect_param()["members"],
+        7,
+        "the set holds all seven"
+    );
     for member in &mut members {
         assert_eq!(
             member.recv_text().await,
@@ -261,7 +266,10 @@ async fn manager_broadcast_reaches_set_members_on_every_node() {
         &command.to_string(),
     )
     .await;
-    assert_eq!(reply.json()["param"], json!({"local": 5, "nodes": 1}));
+    assert_eq!(
+        reply.json()["param"],
+        json!({"local": 5, "nodes": 1, "members": 7})
+    );
     for member in &mut members {
         member.expect_envelope(200, "x").await;
     }

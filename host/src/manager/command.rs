@@ -128,6 +128,15 @@ fn reached(method: &str, reach: Result<Reach, RegistryError>) -> Answer {
     }
 }
 
+/// Reads a command body: a JSON object, or 400 `badRequest`. Both transports read
+/// theirs here (the HTTP API first maps an empty body to `{}`).
+pub fn object(text: &[u8]) -> Result<Map<String, Value>, Answer> {
+    match serde_json::from_slice::<Value>(text) {
+        Ok(Value::Object(body)) => Ok(body),
+        _ => Err(Answer::bad_request()),
+    }
+}
+
 impl Command {
     /// Reads command `method` from its body. `max_frame` is `limits.max_message_bytes`:
     /// no frame larger than a client may send goes to clients.
@@ -219,8 +228,16 @@ impl Command {
             }
             // Members on other nodes are reached through the registry's relay, as a
             // module's `send_to_set` reaches them (README.md, "Several hosts behind one Redis").
+            // `members` is the set's size as the registry holds it, stale members
+            // included: what a broadcast reaches cannot show a member left behind.
             Command::Broadcast(key, frame) => match shared.registry.set_members(&key).await {
-                Ok(members) => reached(method, shared.delivery.to_fds(&members, &frame).await),
+                Ok(members) => match shared.delivery.to_fds(&members, &frame).await {
+                    Ok(reach) => ok(
+                        method,
+                        json!({"local": reach.local, "nodes": reach.nodes, "members": members.len()}),
+                    ),
+                    Err(error) => unavailable(method, error),
+                },
                 Err(error) => unavailable(method, error),
             },
         }
@@ -363,5 +380,105 @@ mod tests {
             (401, "badParameter".into())
         );
         assert_eq!(refused("dance", json!({})), (400, "unknownCommand".into()));
+    }
+
+    mod properties {
+        //! The invariants the `command` fuzz target checks (docs/FUZZING.md).
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                "[ -~]{0,12}".prop_map(Value::from),
+                Just(Value::from("WEBSOCKET_FD")),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec(("[a-z]{1,6}", inner), 0..4)
+                        .prop_map(|members| Value::Object(members.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A command body: the keys commands read, with values of any type.
+        fn command_body() -> impl Strategy<Value = Map<String, Value>> {
+            let key = prop_oneof![
+                Just("say"),
+                Just("fd"),
+                Just("uid"),
+                Just("key"),
+                Just("status"),
+                Just("event"),
+                Just("info"),
+                Just("param"),
+                Just("x"),
+            ];
+            prop::collection::vec((key.prop_map(String::from), json_value()), 0..6)
+                .prop_map(|members| members.into_iter().collect())
+        }
+
+        fn is_envelope(frame: &str) -> bool {
+            match serde_json::from_str::<Value>(frame) {
+                Ok(Value::Object(map)) => map.keys().take(3).eq(["status", "event", "info"]),
+                _ => false,
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn only_a_json_object_is_a_command_body(value in json_value(), junk in any::<String>()) {
+                let text = value.to_string();
+                match (&value, object(text.as_bytes())) {
+                    (Value::Object(map), Ok(body)) => prop_assert_eq!(&body, map),
+                    (Value::Object(_), Err(answer)) => prop_assert!(false, "refused an object: {:?}", answer),
+                    (_, got) => prop_assert_eq!(got, Err(Answer::bad_request())),
+                }
+                if !matches!(serde_json::from_str::<Value>(&junk), Ok(Value::Object(_))) {
+                    prop_assert_eq!(object(junk.as_bytes()), Err(Answer::bad_request()));
+                }
+            }
+
+            #[test]
+            fn broadcast_never_targets_the_hosts_own_keys(
+                key in prop_oneof!["WEBSOCKET_[A-Z_]{0,8}", "[ -~]{0,12}"],
+            ) {
+                let body = Map::from_iter([("key".to_string(), Value::from(key.as_str()))]);
+                let parsed = Command::parse("broadcast", &body, 1024);
+                let allowed = !key.is_empty() && !key.starts_with("WEBSOCKET_");
+                prop_assert_eq!(matches!(parsed, Ok(Command::Broadcast(..))), allowed, "{:?}", key);
+            }
+
+            #[test]
+            fn commands_parse_without_a_panic_and_hold_frames_to_the_limit(
+                method in prop_oneof![
+                    Just("say"), Just("push"), Just("broadcast"), Just("status"), Just("nope"),
+                ],
+                body in command_body(),
+                max_frame in 0usize..200,
+            ) {
+                match Command::parse(method, &body, max_frame) {
+                    Ok(Command::Say(frame) | Command::Push(_, frame)) => {
+                        prop_assert!(frame.len() <= max_frame);
+                        prop_assert!(is_envelope(&frame), "{}", frame.as_str());
+                    }
+                    Ok(Command::Broadcast(key, frame)) => {
+                        prop_assert!(frame.len() <= max_frame);
+                        prop_assert!(is_envelope(&frame), "{}", frame.as_str());
+                        prop_assert!(!key.is_empty() && !is_host_key(&key));
+                    }
+                    Ok(other) => prop_assert_eq!(other, Command::Status),
+                    Err(answer) => {
+                        prop_assert!(matches!(answer.envelope.status, 400 | 401), "{:?}", answer);
+                        prop_assert!(is_envelope(&answer.to_json()));
+                    }
+                }
+            }
+        }
     }
 }

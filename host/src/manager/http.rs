@@ -22,7 +22,7 @@ use tokio::{
 use serde_json::{Map, Value};
 
 use super::{
-    command::{Answer, Command},
+    command::{self, Answer, Command},
     drain, token_matches, COMMAND_TIMEOUT,
 };
 use crate::{envelope::Envelope, handshake, handshake::Head, metrics::Metrics, shared::Shared};
@@ -168,10 +168,7 @@ async fn read_body(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(body)) => Ok(body),
-        _ => Err(Answer::bad_request().into()),
-    }
+    command::object(&body).map_err(Refused::from)
 }
 
 /// Answers a request whose body was not read, then reads and drops what the client

@@ -11,7 +11,7 @@
 //! manager, even on a loopback address); with `manager.token` set, every request
 //! carries it, compared in constant time.
 
-mod command;
+pub mod command;
 mod http;
 mod ws;
 

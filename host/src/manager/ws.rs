@@ -21,7 +21,7 @@ use tokio_tungstenite::{
 };
 
 use super::{
-    command::{Answer, Command},
+    command::{self, Answer, Command},
     drain, token_matches, COMMAND_TIMEOUT,
 };
 use crate::{envelope::Envelope, handshake::Head, shared::Shared};
@@ -94,8 +94,9 @@ async fn first_frame(ws: &mut WebSocketStream<TcpStream>, max: usize) -> Option<
 
 /// Reads, checks and runs one command text.
 async fn run(shared: &Shared, text: &str) -> Answer {
-    let Ok(Value::Object(body)) = serde_json::from_str::<Value>(text) else {
-        return Answer::bad_request();
+    let body = match command::object(text.as_bytes()) {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     if !token_matches(shared, body.get("token").and_then(Value::as_str)) {
         return Answer::refused(Envelope::new(403, "forbidden", "token 错误"));

@@ -31,7 +31,7 @@ use crate::{
     baseline::BaselineArgs,
     modes::{
         fanout::FanoutArgs, idle::IdleArgs, panics::PanicsArgs, rate::RateArgs, resume::ResumeArgs,
-        rr::RrArgs, slow::SlowArgs, sql::SqlArgs, swap::SwapArgs,
+        rr::RrArgs, slow::SlowArgs, soak::SoakArgs, sql::SqlArgs, swap::SwapArgs,
     },
     report::Outcome,
     smoke::SmokeArgs,
@@ -73,6 +73,10 @@ enum Command {
     /// fixture) at a fixed rate on the host and on the baseline calling sqlx directly:
     /// server CPU and latency per request, optionally beside slow queries (starts both).
     Sql(SqlArgs),
+    /// Churning clients (connect, join a Live room, say, leave or abort) for minutes
+    /// against one host or two on Redis: RSS, connections and registry records over
+    /// time, and what is left at the end (starts its hosts).
+    Soak(SoakArgs),
     /// Run the bare baseline server.
     Baseline(BaselineArgs),
     /// Run every mode against the baseline and the host, pinned, and write the results
@@ -143,6 +147,18 @@ fn main() -> ExitCode {
             }
         }),
         Command::Sql(args) => modes::sql::run(&args).map(|result| {
+            if json {
+                println!("{}", result.json());
+            } else {
+                print!("{}", result.table());
+            }
+            if result.problem.is_some() {
+                2
+            } else {
+                0
+            }
+        }),
+        Command::Soak(args) => modes::soak::run(&args).map(|result| {
             if json {
                 println!("{}", result.json());
             } else {

@@ -1,9 +1,11 @@
 //! `ws-bench smoke`: proves the load generator works, at a size CI can afford (a few
 //! connections, about a second per mode). It starts the baseline and the given host
 //! itself, runs `rr`, `rate` and `idle` against both (and `fanout --floor` against the
-//! baseline), and `sql` on SQLite against both (the swap test fixture's SQL actions, see
-//! `--io-plugin`), and fails on any error, lost connection or missed heartbeat. Nothing is
-//! timed against a target: benchmarks are never tests.
+//! baseline), `sql` on SQLite against both (the swap test fixture's SQL actions, see
+//! `--io-plugin`), then `soak` for a few seconds with a few clients (it starts its own host
+//! and needs the Live plugin next to it), and fails on any error, lost connection,
+//! missed heartbeat or record left in the registry. Nothing is timed against a target:
+//! benchmarks are never tests.
 
 use std::path::PathBuf;
 
@@ -16,6 +18,7 @@ use crate::{
         idle::{self, IdleArgs},
         rate::{self, RateArgs},
         rr::{self, RrArgs},
+        soak::{self, SoakArgs},
         sql::{self, SqlArgs, Statement, Which},
         TargetArgs,
     },
@@ -213,7 +216,46 @@ pub fn run(args: &SmokeArgs) -> Result<i32, String> {
         }
         host.stop();
     }
+    let soaked = soak::run(&SoakArgs {
+        host_bin: args.host_bin.clone(),
+        plugins: Some(plugins),
+        clients: 8,
+        duration: 3.0,
+        warmup: 1.0,
+        sample: 1.0,
+        pause: 0.1,
+        abort_every: 2,
+        rooms: 2,
+        redis_url: None,
+        workers: 1,
+    });
     let mut failed = 0;
+    // The soak's RSS bound means little over three seconds; errors and records left do.
+    match soaked {
+        Ok(r)
+            if r.errors == 0
+                && r.registered_end == 0
+                && r.connections_end == 0
+                && r.aborts > 0
+                && r.cycles > r.aborts =>
+        {
+            println!(
+                "ok     soak / host: {} cycles ({} by abort), registry empty at the end",
+                r.cycles, r.aborts
+            );
+        }
+        Ok(r) => {
+            failed += 1;
+            println!(
+                "FAILED soak / host: {} cycles, {} aborts, {} errors {:?}, {} connections and {} records at the end",
+                r.cycles, r.aborts, r.errors, r.first_errors, r.connections_end, r.registered_end
+            );
+        }
+        Err(error) => {
+            failed += 1;
+            println!("FAILED soak / host: {error}");
+        }
+    }
     for (name, outcome) in &checks {
         match verdict(outcome) {
             Ok(()) => {
@@ -235,7 +277,7 @@ pub fn run(args: &SmokeArgs) -> Result<i32, String> {
     }
     println!(
         "smoke: {} passed, {failed} failed",
-        checks.len() + 1 - failed
+        checks.len() + 2 - failed
     );
     Ok(if failed == 0 { 0 } else { 1 })
 }

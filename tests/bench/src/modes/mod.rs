@@ -9,6 +9,7 @@ pub mod requests;
 pub mod resume;
 pub mod rr;
 pub mod slow;
+pub mod soak;
 pub mod sql;
 pub mod swap;
 
