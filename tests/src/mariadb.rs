@@ -52,9 +52,13 @@ impl MariaDb {
     /// Creates a data directory, starts a server on a free port, creates [`USER`].
     pub fn start() -> MariaDb {
         let dir = temp_dir("mariadb");
+        // Its own tmpdir: servers bootstrapping side by side never share temporary tables.
+        let tmp = dir.join("tmp");
+        let _ = std::fs::create_dir_all(&tmp);
         let output = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"])
             .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .output()
             .unwrap_or_else(|e| {
                 panic!("cannot run mariadb-install-db ({e}); tests/run.sh installs it (apt-get install mariadb-server)")
@@ -94,6 +98,7 @@ impl MariaDb {
         let child = Command::new(server_binary())
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--pid-file={}", self.dir.join("pid").display()))
             .arg(format!("--log-error={}", log.display()))
