@@ -266,6 +266,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Timers run while clients drain and end just before onShutdown.
     timers.stop();
     shared.plugins.hook_all(Hook::Shutdown, hook_timeout).await;
+    crate::plugins::keep_libraries_mapped();
     if let Err(error) = shared.registry.leave().await {
         tracing::warn!("registry: could not remove this node's records: {error}");
     }

@@ -42,6 +42,11 @@ impl Library {
     pub fn copy(&self) -> &Path {
         &self.copy
     }
+
+    /// Removes the private copy but leaves the library mapped until the process ends.
+    pub fn keep_mapped(mut self) {
+        std::mem::forget(self.raw.take());
+    }
 }
 
 impl Drop for Library {

@@ -23,7 +23,7 @@ use std::{
     fs,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -94,6 +94,19 @@ impl Generation {
     }
 }
 
+/// Set once the host has run `onShutdown`: libraries are no longer unloaded.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// From now on retired versions keep their libraries mapped until the process ends.
+///
+/// Why: after the server returns, the runtime drops the tasks it still holds, and a
+/// value a plugin created (a future, an `RString`) carries its vtable inside that
+/// plugin; dropped after `dlclose` it is a segfault at exit (seen once in a test run).
+/// A process that is ending gains nothing from unmapping them.
+pub fn keep_libraries_mapped() {
+    EXITING.store(true, Ordering::Release);
+}
+
 impl Drop for Generation {
     /// Runs when the last call holding this version has returned: the module goes
     /// first, then the library is unloaded on a blocking thread, so the connection
@@ -105,6 +118,11 @@ impl Drop for Generation {
             let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(module)));
             if dropped.is_err() {
                 tracing::error!(module = %self.spec.name, generation = self.number, "the module's destructor panicked");
+            }
+            if EXITING.load(Ordering::Acquire) {
+                library.keep_mapped();
+                tracing::info!(module = %self.spec.name, generation = self.number, "plugin version retired at exit");
+                return;
             }
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => drop(runtime.spawn_blocking(move || drop(library))),
