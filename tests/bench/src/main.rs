@@ -89,12 +89,31 @@ enum Command {
 /// Runs a mode and prints its outcome; 0 when clean, 2 when it saw problems.
 fn report(json: bool, outcome: Result<Outcome, String>) -> Result<i32, String> {
     let outcome = outcome?;
+    Ok(shown(
+        json,
+        || outcome.json(),
+        || outcome.table(),
+        outcome.problems().is_some(),
+    ))
+}
+
+/// Prints a mode's result as JSON or as a table; the exit code: 2 when it found a problem.
+fn shown(
+    json: bool,
+    as_json: impl FnOnce() -> String,
+    as_table: impl FnOnce() -> String,
+    problem: bool,
+) -> i32 {
     if json {
-        println!("{}", outcome.json());
+        println!("{}", as_json());
     } else {
-        print!("{}", outcome.table());
+        print!("{}", as_table());
     }
-    Ok(if outcome.problems().is_some() { 2 } else { 0 })
+    if problem {
+        2
+    } else {
+        0
+    }
 }
 
 fn main() -> ExitCode {
@@ -111,64 +130,44 @@ fn main() -> ExitCode {
         Command::Fanout(args) => report(json, modes::fanout::run(&args).map(Outcome::Fanout)),
         Command::Swap(args) => report(json, modes::swap::run(&args).map(Outcome::Swap)),
         Command::Slow(args) => modes::slow::run(&args).map(|result| {
-            if json {
-                println!("{}", result.json());
-            } else {
-                print!("{}", result.table());
-            }
-            if result.problem.is_some() {
-                2
-            } else {
-                0
-            }
+            shown(
+                json,
+                || result.json(),
+                || result.table(),
+                result.problem.is_some(),
+            )
         }),
         Command::Panics(args) => modes::panics::run(&args).map(|result| {
-            if json {
-                println!("{}", result.json());
-            } else {
-                print!("{}", result.table());
-            }
-            if result.problem.is_some() {
-                2
-            } else {
-                0
-            }
+            shown(
+                json,
+                || result.json(),
+                || result.table(),
+                result.problem.is_some(),
+            )
         }),
         Command::Resume(args) => modes::resume::run(&args).map(|result| {
-            if json {
-                println!("{}", result.json());
-            } else {
-                print!("{}", result.table());
-            }
-            if result.problem.is_some() {
-                2
-            } else {
-                0
-            }
+            shown(
+                json,
+                || result.json(),
+                || result.table(),
+                result.problem.is_some(),
+            )
         }),
         Command::Sql(args) => modes::sql::run(&args).map(|result| {
-            if json {
-                println!("{}", result.json());
-            } else {
-                print!("{}", result.table());
-            }
-            if result.problem.is_some() {
-                2
-            } else {
-                0
-            }
+            shown(
+                json,
+                || result.json(),
+                || result.table(),
+                result.problem.is_some(),
+            )
         }),
         Command::Soak(args) => modes::soak::run(&args).map(|result| {
-            if json {
-                println!("{}", result.json());
-            } else {
-                print!("{}", result.table());
-            }
-            if result.problem.is_some() {
-                2
-            } else {
-                0
-            }
+            shown(
+                json,
+                || result.json(),
+                || result.table(),
+                result.problem.is_some(),
+            )
         }),
         Command::Baseline(args) => baseline::serve(&args).map(|()| 0),
         Command::Suite(args) => suite::run(&args),
