@@ -4,8 +4,9 @@
 //! The one path of a frame for an fd, in both directions: modules (through the host
 //! API's outlet) and the manager send through [`Delivery`], and what other nodes relay
 //! to this one comes back in through it too ([`Arrivals`]), so only this file hands
-//! frames and close requests to [`Clients`]. An fd names its node, so no lookup is
-//! needed to know where it lives.
+//! frames and close requests to [`Clients`]. An fd names the node it was born on, which
+//! is where it lives unless its resumable session moved (README.md, "Resumable sessions"):
+//! then the client table notes where it went, and frames go there.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -48,24 +49,26 @@ impl Delivery {
         }
     }
 
-    fn is_local(&self, fd: &str) -> bool {
-        node_of(fd).is_none_or(|node| node == self.node)
+    /// The other node an fd not held here lives on: where it moved (`away`), else where
+    /// it was born; `None` when that is this node (it is gone).
+    fn elsewhere<'a>(&self, fd: &'a str, away: Option<&'a str>) -> Option<&'a str> {
+        away.or_else(|| node_of(fd))
+            .filter(|node| *node != self.node)
     }
 
     /// Sends a frame to each fd, local or remote.
     pub async fn to_fds(&self, fds: &[String], text: &Utf8Bytes) -> Result<Reach, RegistryError> {
-        let mut remote: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        let local = self.clients.send_many(
-            fds.iter()
-                .map(String::as_str)
-                .filter(|fd| self.is_local(fd)),
-            text,
-        );
-        for fd in fds.iter().filter(|fd| !self.is_local(fd)) {
-            if let Some(node) = node_of(fd) {
-                remote.entry(node).or_default().push(fd.clone());
-            }
-        }
+        let mut remote: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let local = self
+            .clients
+            .send_many(fds.iter().map(String::as_str), text, |fd, away| {
+                if let Some(node) = self.elsewhere(fd, away) {
+                    remote
+                        .entry(node.to_string())
+                        .or_default()
+                        .push(fd.to_string());
+                }
+            });
         let mut reach = Reach {
             local,
             ..Reach::default()
@@ -73,7 +76,7 @@ impl Delivery {
         for (node, fds) in remote {
             if self
                 .registry
-                .publish_to_node(node, &fds, text.as_str())
+                .publish_to_node(&node, &fds, text.as_str())
                 .await?
             {
                 reach.nodes += 1;
@@ -96,24 +99,40 @@ impl Delivery {
 
     /// Closes a connection on whatever node holds it; `true` if it was found or relayed.
     pub async fn close(&self, fd: &str) -> Result<bool, RegistryError> {
-        match node_of(fd) {
-            Some(node) if node != self.node => self.registry.close_on_node(node, fd).await,
-            _ => Ok(self.clients.close(fd)),
+        if self.clients.close(fd) {
+            return Ok(true);
+        }
+        let away = self.clients.away(fd);
+        match self.elsewhere(fd, away.as_deref()) {
+            Some(node) => self.registry.close_on_node(node, fd).await,
+            None => Ok(false),
         }
     }
 }
 
 /// What other nodes relay to this one, delivered to this node's connections.
 impl Arrivals for Delivery {
-    fn to_fds(&self, fds: &[String], text: &Utf8Bytes) {
-        self.clients.send_many(fds.iter().map(String::as_str), text);
+    fn to_fds(&self, fds: &[String], text: &Utf8Bytes) -> Vec<(String, Vec<String>)> {
+        let mut away: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        self.clients
+            .send_many(fds.iter().map(String::as_str), text, |fd, node| {
+                if let Some(node) = node {
+                    away.entry(node.to_string())
+                        .or_default()
+                        .push(fd.to_string());
+                }
+            });
+        away.into_iter().collect()
     }
 
     fn to_all(&self, text: &Utf8Bytes) {
         self.clients.send_all(text);
     }
 
-    fn close(&self, fd: &str) {
-        self.clients.close(fd);
+    fn close(&self, fd: &str) -> Option<String> {
+        match self.clients.close(fd) {
+            true => None,
+            false => self.clients.away(fd),
+        }
     }
 }

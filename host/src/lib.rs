@@ -28,6 +28,7 @@ pub mod delivery;
 pub mod demo;
 pub mod drain;
 pub mod frame_error;
+pub mod handover;
 pub mod handshake;
 pub mod ip_limit;
 pub mod log_file;

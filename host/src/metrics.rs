@@ -196,6 +196,10 @@ fn declare() {
     );
     describe_counter!("mswoole_sessions_resumed_total", "Sessions resumed");
     describe_counter!(
+        "mswoole_sessions_moved_total",
+        "Sessions this node handed over to another node"
+    );
+    describe_counter!(
         "mswoole_sessions_not_resumed_total",
         "Resumes refused, by reason"
     );
@@ -211,6 +215,7 @@ fn declare() {
         "mswoole_plugin_refusals_total",
         "mswoole_registry_errors_total",
         "mswoole_sessions_resumed_total",
+        "mswoole_sessions_moved_total",
     ] {
         counter!(name).absolute(0);
     }
@@ -227,6 +232,11 @@ fn declare() {
 /// A session was resumed.
 pub fn session_resumed() {
     counter!("mswoole_sessions_resumed_total").increment(1);
+}
+
+/// A session moved from this node to another.
+pub fn session_moved() {
+    counter!("mswoole_sessions_moved_total").increment(1);
 }
 
 /// A resume was refused for `reason` (one of [`NOT_RESUMED_REASONS`]).

@@ -186,6 +186,11 @@ impl Outbound {
         Offer::Queued
     }
 
+    /// Whether both are the same queue.
+    pub fn same(&self, other: &Outbound) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Asks the connection to close; a stronger request (see [`CloseRequest`]) is kept.
     pub fn close(&self, request: CloseRequest) {
         let mut held = self.0.held();

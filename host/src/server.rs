@@ -31,6 +31,7 @@ use crate::{
     connection::{self, Opening},
     delivery::Delivery,
     demo, drain,
+    handover::Handover,
     handshake::{self, Head, HeadError},
     identity::{FdIds, Identity},
     ip_limit::IpLimit,
@@ -41,7 +42,7 @@ use crate::{
     process::{self, RuntimeFiles},
     readiness,
     registry::{memory::MemoryRegistry, redis::RedisRegistry, Registry},
-    session::{self, Replay, Session},
+    session::{self, NotResumed, Replay, Session},
     sessions::{Resumed, Sessions},
     shared::Shared,
     shutdown::Shutdown,
@@ -137,10 +138,6 @@ pub async fn run(config: Config) -> Result<(), String> {
         clients.clone(),
         registry.clone(),
     ));
-    if let Some(redis) = redis {
-        // Frames other nodes relay come in through the one delivery path.
-        redis.spawn_background(shutdown.clone(), delivery.clone());
-    }
     // Before any client: a node restarting after a crash clears what its last run left.
     registry
         .start()
@@ -172,11 +169,35 @@ pub async fn run(config: Config) -> Result<(), String> {
         n => n,
     };
     let closer = Arc::new(Closer::new(
+        node_id.clone(),
         clients.clone(),
         registry.clone(),
         plugins.clone(),
         config.protocol.escape_html,
     ));
+    let sessions = Arc::new(Sessions::new(
+        config.recovery.clone(),
+        closer.clone(),
+        clients.clone(),
+    ));
+    let handover = Handover::new(
+        node_id.clone(),
+        registry.clone(),
+        clients.clone(),
+        sessions.clone(),
+        closer.clone(),
+        config.clone(),
+        shutdown.clone(),
+    );
+    if let Some(redis) = redis {
+        // Frames other nodes relay come in through the one delivery path; what they say
+        // about sessions, through the handover.
+        redis.spawn_background(
+            shutdown.clone(),
+            delivery.clone(),
+            Arc::new(handover.clone()),
+        );
+    }
     let shared = Arc::new(Shared {
         codec: TokenCodec::new(
             &config.auth.key,
@@ -185,11 +206,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         ),
         config: config.clone(),
         node_id: node_id.clone(),
-        sessions: Arc::new(Sessions::new(
-            config.recovery.clone(),
-            closer.clone(),
-            clients.clone(),
-        )),
+        sessions,
+        handover,
         closer,
         registry,
         clients,
@@ -257,7 +275,15 @@ pub async fn run(config: Config) -> Result<(), String> {
     {
         tracing::warn!("some connections did not finish their close sequence in time");
     }
-    // The drain detached the resumable sessions; nothing resumes them here any more.
+    // The drain detached the resumable sessions: other nodes may adopt them (on Redis);
+    // nothing resumes the rest here any more.
+    let moved = shared.handover.hand_over_detached().await;
+    if moved > 0 {
+        tracing::info!(
+            sessions = moved,
+            "detached sessions handed over to other nodes"
+        );
+    }
     let ended = shared.sessions.end_detached().await;
     if ended > 0 {
         tracing::info!(sessions = ended, "detached sessions ended");
@@ -509,6 +535,19 @@ async fn handle(
     tracing::info!(%fd, %ip, seconds = since.elapsed().as_secs(), "disconnected");
 }
 
+/// Claims session `id` here, or from the node holding it.
+async fn claim(
+    shared: &Shared,
+    id: &str,
+    claimant: &Identity,
+    last: &str,
+) -> Result<Resumed, NotResumed> {
+    match shared.sessions.claim(id, claimant, last).await {
+        Err(NotResumed::Unknown) => shared.handover.resume(id, claimant, last).await,
+        claimed => claimed,
+    }
+}
+
 /// A resumable session for a client that asked for one: a new one (`resume=1`), the
 /// session `resume` names when the claim succeeds, else a new one with the reason.
 async fn open_session(
@@ -520,7 +559,7 @@ async fn open_session(
     let recovery = shared.sessions.recovery();
     let refusal = match resume {
         "1" => None,
-        id => match shared.sessions.claim(id, &fresh, last).await {
+        id => match claim(shared, id, &fresh, last).await {
             Ok(Resumed { parked, missed }) => {
                 metrics::session_resumed();
                 tracing::info!(fd = %parked.identity.fd, missed = missed.len(), "session resumed");

@@ -11,6 +11,7 @@
 
 use std::{collections::VecDeque, time::Duration};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -35,6 +36,20 @@ pub enum NotResumed {
 }
 
 impl NotResumed {
+    /// The reason a label names (what another node sent).
+    pub fn from_label(label: &str) -> Option<Self> {
+        [
+            NotResumed::Unknown,
+            NotResumed::Expired,
+            NotResumed::Identity,
+            NotResumed::Overflow,
+            NotResumed::Invalid,
+            NotResumed::Busy,
+        ]
+        .into_iter()
+        .find(|reason| reason.label() == label)
+    }
+
     /// The word clients and the metric see.
     pub fn label(self) -> &'static str {
         match self {
@@ -108,6 +123,16 @@ pub fn same_owner(session: &Identity, claimant: &Identity) -> bool {
     ["id", "type", "code"]
         .iter()
         .all(|name| field(&a, name) == field(&b, name))
+}
+
+/// A session's seq counter and written ring on their way to another node: the highest
+/// seq, and each kept frame as `(seq, text, age in ms)`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayState {
+    /// The highest seq stamped.
+    pub last: u64,
+    /// The written ring.
+    pub frames: Vec<(u64, String, u64)>,
 }
 
 /// A resumable session as its connection task holds it.
@@ -199,6 +224,41 @@ impl Replay {
         }
     }
 
+    /// The ring as it travels to another node (a session that moves): every frame with its
+    /// seq and age.
+    pub fn export(&self) -> ReplayState {
+        let now = Instant::now();
+        ReplayState {
+            last: self.last,
+            frames: self
+                .ring
+                .iter()
+                .map(|written| {
+                    let age = now.duration_since(written.at).as_millis() as u64;
+                    (written.seq, written.text.to_string(), age)
+                })
+                .collect(),
+        }
+    }
+
+    /// A ring another node exported, under this node's `[recovery]` bounds.
+    pub fn import(recovery: &Recovery, state: ReplayState) -> Self {
+        let mut replay = Replay::new(recovery);
+        let now = Instant::now();
+        replay.last = state.last;
+        for (seq, text, age) in state.frames {
+            let at = now.checked_sub(Duration::from_millis(age)).unwrap_or(now);
+            replay.bytes += text.len();
+            replay.ring.push_back(Written {
+                seq,
+                text: Utf8Bytes::from(text),
+                at,
+            });
+        }
+        replay.trim();
+        replay
+    }
+
     /// The frames after `last`, in order, for a resume; an error when `last` is above
     /// the highest seq or frames after it are gone.
     pub fn since(&mut self, last: u64) -> Result<Vec<Utf8Bytes>, NotResumed> {
@@ -281,6 +341,24 @@ mod tests {
         replay.stamp(r#"{"a":"0123456789"}"#);
         assert_eq!(replay.since(0), Err(NotResumed::Overflow));
         assert_eq!(replay.since(1).map(|f| f.len()), Ok(1));
+    }
+
+    #[test]
+    fn a_ring_moves_to_another_node_whole() {
+        let mut replay = Replay::new(&Recovery::default());
+        for n in 1..=3 {
+            replay.stamp(&format!(r#"{{"n":{n}}}"#));
+        }
+        let state = replay.export();
+        assert_eq!(state.last, 3);
+        let mut moved = Replay::import(&Recovery::default(), state.clone());
+        assert_eq!(moved.export().frames.len(), 3);
+        assert_eq!(moved.since(1), replay.since(1));
+        assert_eq!(moved.stamp("{}").as_str(), r#"{"seq":4}"#);
+        // The receiving node's bounds apply.
+        let mut small = Replay::import(&recovery(2, 1 << 20), state);
+        assert_eq!(small.since(0), Err(NotResumed::Overflow));
+        assert_eq!(small.since(1).map(|f| f.len()), Ok(2));
     }
 
     #[test]

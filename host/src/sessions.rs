@@ -48,6 +48,17 @@ pub struct Parked {
     pub inbox: Inbox,
 }
 
+impl Parked {
+    /// Stamps what waited in the queue into the ring, so a resume's `missed` counts it too.
+    pub fn stamp_waiting(&mut self) {
+        for frame in self.inbox.take_frames() {
+            if let Message::Text(text) = frame {
+                self.replay.stamp(text.as_str());
+            }
+        }
+    }
+}
+
 /// Where a session is.
 enum Slot {
     /// A connection task serves it; `outbound` asks that task to hand it over.
@@ -55,10 +66,11 @@ enum Slot {
         identity: Arc<Identity>,
         outbound: Outbound,
     },
-    /// Dropped, waiting for a resume; `window` cancels its window task.
+    /// Dropped, waiting for a resume until `ends`; `window` cancels its window task.
     Detached {
         parked: Parked,
         window: CancellationToken,
+        ends: Instant,
     },
     /// A resume is taking it; `handoff` receives it from a half-open connection's task.
     Claimed {
@@ -73,6 +85,16 @@ pub struct Resumed {
     pub parked: Parked,
     /// The envelopes after the client's `last`, as first sent.
     pub missed: Vec<Utf8Bytes>,
+}
+
+/// A session taken out of its slot ([`Sessions::take`]).
+pub struct Taken {
+    /// The session.
+    pub parked: Parked,
+    /// The highest seq its client has.
+    pub last: u64,
+    /// When its window would have ended, if it was detached.
+    pub window_ends: Option<Instant>,
 }
 
 /// Ids of sessions that ended while detached (their window passed, or their buffer
@@ -131,10 +153,47 @@ impl Sessions {
         lock(&self.table).remove(id);
     }
 
+    /// The fd of session `id`, if this node holds it (attached, detached or being claimed).
+    pub fn locate(&self, id: &str) -> Option<String> {
+        lock(&self.table).get(id).map(|slot| match slot {
+            Slot::Attached { identity, .. } | Slot::Claimed { identity, .. } => identity.fd.clone(),
+            Slot::Detached { parked, .. } => parked.identity.fd.clone(),
+        })
+    }
+
+    /// Why session `id` cannot be resumed, if it ended here lately (`expired`, `overflow`).
+    pub fn ended(&self, id: &str) -> Option<NotResumed> {
+        lock(&self.expired).ids.get(id).copied()
+    }
+
+    /// The detached sessions, as `(id, fd)`.
+    pub fn detached(&self) -> Vec<(String, String)> {
+        lock(&self.table)
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Detached { parked, .. } => Some((id.clone(), parked.identity.fd.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The connection task of session `id` lost its socket in a way that detaches it
     /// (`handled` is the close request that ended it, if one did): hand the session to a
     /// resume waiting for it, or park it for `recovery.window_s`.
     pub fn park(self: &Arc<Self>, id: &str, parked: Parked, handled: Option<CloseRequest>) {
+        let window = Duration::from_secs(self.recovery.window_s);
+        self.park_for(id, parked, handled, window);
+    }
+
+    /// [`Sessions::park`] for `window` (what is left of the window of a session that
+    /// moved here detached).
+    pub fn park_for(
+        self: &Arc<Self>,
+        id: &str,
+        parked: Parked,
+        handled: Option<CloseRequest>,
+        window: Duration,
+    ) {
         let recovery = &self.recovery;
         parked
             .inbox
@@ -161,6 +220,7 @@ impl Sessions {
             },
             _ => parked,
         };
+        let length = window;
         let window = CancellationToken::new();
         let outbound = parked.outbound.clone();
         table.insert(
@@ -168,10 +228,14 @@ impl Sessions {
             Slot::Detached {
                 parked,
                 window: window.clone(),
+                ends: Instant::now() + length,
             },
         );
         drop(table);
-        tokio::spawn(self.clone().wait_window(id.to_string(), window, outbound));
+        tokio::spawn(
+            self.clone()
+                .wait_window(id.to_string(), window, outbound, length),
+        );
     }
 
     /// A detached session's window: it ends when `window_s` passes or something asks it
@@ -182,10 +246,11 @@ impl Sessions {
         id: String,
         window: CancellationToken,
         outbound: Outbound,
+        length: Duration,
     ) {
         let remembered = tokio::select! {
             _ = window.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(self.recovery.window_s)) => Some(NotResumed::Expired),
+            _ = tokio::time::sleep(length) => Some(NotResumed::Expired),
             request = outbound.close_requested() => {
                 tracing::debug!(session = %id, ?request, "detached session closed");
                 (request == CloseRequest::SlowConsumer).then_some(NotResumed::Overflow)
@@ -234,23 +299,52 @@ impl Sessions {
         claimant: &Identity,
         last: &str,
     ) -> Result<Resumed, NotResumed> {
-        let last: Option<u64> = last.parse().ok();
+        let Taken {
+            mut parked, last, ..
+        } = self.take(id, Some(claimant), last).await?;
+        match parked.replay.since(last) {
+            Ok(missed) => Ok(Resumed { parked, missed }),
+            Err(reason) => {
+                self.forget(id);
+                self.closer.end(&parked.identity).await;
+                Err(reason)
+            }
+        }
+    }
+
+    /// Takes session `id` out of its slot for `claimant` (`None`: another node adopts it
+    /// as it is, at the end of this node's drain), with what waited for it stamped into its
+    /// ring; the slot stays `Claimed` until the caller attaches, parks or forgets it.
+    pub async fn take(
+        &self,
+        id: &str,
+        claimant: Option<&Identity>,
+        last: &str,
+    ) -> Result<Taken, NotResumed> {
+        let last: Option<u64> = match claimant {
+            Some(_) => last.parse().ok(),
+            None => Some(0),
+        };
         let waiting = {
             let mut table = lock(&self.table);
             let Some(slot) = table.get_mut(id) else {
                 let ended = lock(&self.expired).ids.get(id).copied();
                 return Err(ended.unwrap_or(NotResumed::Unknown));
             };
+            let detached = matches!(slot, Slot::Detached { .. });
             let owner = match slot {
                 Slot::Attached { identity, .. } | Slot::Claimed { identity, .. } => identity,
                 Slot::Detached { parked, .. } => &parked.identity,
             };
-            if !same_owner(owner, claimant) {
+            if claimant.is_some_and(|claimant| !same_owner(owner, claimant)) {
                 return Err(NotResumed::Identity);
             }
             let Some(last) = last else {
                 return Err(NotResumed::Invalid);
             };
+            if claimant.is_none() && !detached {
+                return Err(NotResumed::Busy);
+            }
             let identity = owner.clone();
             match std::mem::replace(
                 slot,
@@ -263,9 +357,13 @@ impl Sessions {
                     *slot = Slot::Claimed { identity, handoff };
                     return Err(NotResumed::Busy);
                 }
-                Slot::Detached { parked, window } => {
+                Slot::Detached {
+                    parked,
+                    window,
+                    ends,
+                } => {
                     window.cancel();
-                    Ok((parked, last))
+                    Ok((parked, last, Some(ends)))
                 }
                 Slot::Attached { identity, outbound } => {
                     let (handoff, handed) = oneshot::channel();
@@ -278,29 +376,21 @@ impl Sessions {
                 }
             }
         };
-        let (mut parked, last) = match waiting {
+        let (mut parked, last, window_ends) = match waiting {
             Ok(ready) => ready,
             Err((handed, last)) => match tokio::time::timeout(TAKEOVER_WAIT, handed).await {
-                Ok(Ok(parked)) => (parked, last),
+                Ok(Ok(parked)) => (parked, last, None),
                 // The old connection ended the session instead (its close sequence ran).
                 Ok(Err(_)) => return Err(NotResumed::Unknown),
                 Err(_) => return Err(NotResumed::Busy),
             },
         };
-        // What waited for the detached session is stamped now, so `missed` counts it too.
-        for frame in parked.inbox.take_frames() {
-            if let Message::Text(text) = frame {
-                parked.replay.stamp(text.as_str());
-            }
-        }
-        match parked.replay.since(last) {
-            Ok(missed) => Ok(Resumed { parked, missed }),
-            Err(reason) => {
-                self.forget(id);
-                self.closer.end(&parked.identity).await;
-                Err(reason)
-            }
-        }
+        parked.stamp_waiting();
+        Ok(Taken {
+            parked,
+            last,
+            window_ends,
+        })
     }
 
     /// Ends every detached session now (a stop, after the drain): their close sequences run.
@@ -314,7 +404,7 @@ impl Sessions {
                 .collect();
             ids.iter()
                 .filter_map(|id| match table.remove(id) {
-                    Some(Slot::Detached { parked, window }) => {
+                    Some(Slot::Detached { parked, window, .. }) => {
                         window.cancel();
                         Some(parked)
                     }

@@ -6,7 +6,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
     auth::TokenCodec, clients::Clients, closer::Closer, config::Config, delivery::Delivery,
-    identity::FdIds, plugins::Plugins, registry::Registry, sessions::Sessions, shutdown::Shutdown,
+    handover::Handover, identity::FdIds, plugins::Plugins, registry::Registry, sessions::Sessions,
+    shutdown::Shutdown,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before
@@ -31,6 +32,8 @@ pub struct Shared {
     pub closer: Arc<Closer>,
     /// Resumable sessions of this node.
     pub sessions: Arc<Sessions>,
+    /// Moves sessions between nodes.
+    pub handover: Arc<Handover>,
     /// Loaded modules.
     pub plugins: Arc<Plugins>,
     /// Hands out fds.

@@ -36,6 +36,7 @@ pub mod mariadb;
 pub mod nginx;
 pub mod notify;
 pub mod paths;
+pub mod phone;
 pub mod postgres;
 pub mod raw;
 pub mod reaper;

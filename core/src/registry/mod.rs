@@ -37,6 +37,9 @@ pub type Result<T> = std::result::Result<T, RegistryError>;
 pub const FDINFO: &str = "WEBSOCKET_FDINFO";
 /// Hash of uid → fd, for `wechatUser` connections.
 pub const UIDTOFD: &str = "WEBSOCKET_UIDTOFD";
+/// Hash of fd → node, for connections living on another node than the one their fd
+/// names (a resumed session that moved, README.md "Resumable sessions").
+pub const FDNODE: &str = "WEBSOCKET_FDNODE";
 
 /// Set of controllers (`Module.Controller`) to notify when `fd` closes.
 pub fn controllers_key(fd: &str) -> String {
@@ -104,6 +107,19 @@ pub trait Registry: Send + Sync {
     async fn start(&self) -> Result<()>;
     /// Runs when the host stops, after its connections closed.
     async fn leave(&self) -> Result<()>;
+    /// Sends a message between nodes' session handovers, to one node or (`None`) to every
+    /// node; returns how many nodes took it. One node alone has nobody to tell.
+    async fn send_peer(&self, _node: Option<&str>, _payload: &str) -> Result<u64> {
+        Ok(0)
+    }
+    /// Moves this node's connection `fd` to node `to`, with its records (the node's fd
+    /// set, `WEBSOCKET_FDNODE`); returns what `to` must hold to put them back after an
+    /// outage, for [`Registry::adopt`].
+    async fn move_fd(&self, _fd: &str, _to: &str) -> Result<String> {
+        Ok(String::new())
+    }
+    /// Takes over a connection another node moved here with [`Registry::move_fd`].
+    fn adopt(&self, _identity: &Identity, _records: &str) {}
 }
 
 /// Resolves Redis-style `start..=stop` indexes (negative from the end) on a list of `len`.

@@ -5,7 +5,10 @@
 //! `WEBSOCKET_NODEFDS_<node>` (its fds, for cleanup) and its id in
 //! `WEBSOCKET_NODES`. A frame for a connection on another node goes through
 //! pub/sub (channel `<prefix>node:<node>`, or `<prefix>all` for everyone): at most
-//! once, like the WebSocket itself.
+//! once, like the WebSocket itself. The same channels carry the messages by which
+//! nodes move a resumable session between them ([`Peers`], `crate::handover`); a
+//! moved connection's fd still names the node it was born on, so `WEBSOCKET_FDNODE`
+//! records where it lives, and its fd moves to that node's fd set.
 //!
 //! Redis can go away. Every command has a deadline and fails as `Unavailable`
 //! (modules answer 503); connections stay up. The node keeps a shadow of what its
@@ -31,7 +34,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use mswoole_core::close::release;
 
 use super::{
-    close_keys_key, controllers_key, Arrivals, Registry, RegistryError, Result, FDINFO, UIDTOFD,
+    close_keys_key, controllers_key, Arrivals, Peers, Registry, RegistryError, Result, FDINFO,
+    FDNODE, UIDTOFD,
 };
 use crate::{identity::Identity, shutdown::Shutdown};
 
@@ -61,10 +65,29 @@ struct Relay {
     /// Close these fds instead.
     #[serde(default)]
     close: Vec<String>,
+    /// A message between session handovers ([`Peers`]), as it was sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    peer: String,
+    /// Sent on by the node an fd was born on to where it lives now: never sent on again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    forwarded: bool,
+}
+
+impl Relay {
+    fn new(origin: &str) -> Self {
+        Relay {
+            origin: origin.to_string(),
+            fds: Vec::new(),
+            text: String::new(),
+            close: Vec::new(),
+            peer: String::new(),
+            forwarded: false,
+        }
+    }
 }
 
 /// What one local connection put into Redis, to put back after an outage.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Shadow {
     /// Identity JSON.
     info: String,
@@ -73,6 +96,7 @@ struct Shadow {
     /// `(set key, member)` pairs added for this fd (unprefixed keys).
     members: HashSet<(String, String)>,
     /// Registration order: of two local connections of one uid, the newer wins.
+    #[serde(skip)]
     order: u64,
 }
 
@@ -92,6 +116,8 @@ pub struct RedisRegistry {
     registrations: AtomicU64,
     /// Lifetime of the node marker.
     node_ttl: Duration,
+    /// Set by [`Registry::leave`]: the heartbeat must not bring the node back.
+    left: std::sync::atomic::AtomicBool,
 }
 
 fn map_error(error: RedisError) -> RegistryError {
@@ -159,6 +185,7 @@ impl RedisRegistry {
             shadow: Mutex::default(),
             registrations: AtomicU64::new(0),
             node_ttl,
+            left: std::sync::atomic::AtomicBool::new(false),
         });
         registry
             .ping()
@@ -327,19 +354,39 @@ impl RedisRegistry {
     }
 
     /// Starts the heartbeat and the pub/sub listener, which hands what other nodes relay
-    /// to `arrivals`.
-    pub fn spawn_background(self: &Arc<Self>, shutdown: Shutdown, arrivals: Arc<dyn Arrivals>) {
+    /// to `arrivals` and their handover messages to `peers`. Both run until the listeners
+    /// close, after the drain: a stopping node still hands its sessions over.
+    pub fn spawn_background(
+        self: &Arc<Self>,
+        shutdown: Shutdown,
+        arrivals: Arc<dyn Arrivals>,
+        peers: Arc<dyn Peers>,
+    ) {
         tokio::spawn(heartbeat(self.clone(), shutdown.clone()));
-        tokio::spawn(listen(self.clone(), shutdown, arrivals));
+        tokio::spawn(listen(self.clone(), shutdown, arrivals, peers));
     }
 
-    /// Hands what another node relayed to this node's frame delivery.
-    fn relay(&self, relay: Relay, arrivals: &dyn Arrivals) {
+    /// Hands what another node relayed to this node's frame delivery, and sends frames for
+    /// fds born here that live elsewhere now on to their node, in the order they came.
+    async fn relay(&self, relay: Relay, arrivals: &dyn Arrivals, peers: &dyn Peers) {
         if relay.origin == self.node && relay.fds.is_empty() && relay.close.is_empty() {
             return;
         }
+        if !relay.peer.is_empty() {
+            peers.receive(relay.peer);
+            return;
+        }
         for fd in &relay.close {
-            arrivals.close(fd);
+            if let Some(node) = arrivals.close(fd).filter(|_| !relay.forwarded) {
+                let forward = Relay {
+                    close: vec![fd.clone()],
+                    forwarded: true,
+                    ..Relay::new(&self.node)
+                };
+                if let Err(error) = self.publish(self.channel_of(&node), &forward).await {
+                    tracing::warn!(%node, "registry: a close for a moved session was not sent on: {error}");
+                }
+            }
         }
         if relay.text.is_empty() {
             return;
@@ -347,8 +394,22 @@ impl RedisRegistry {
         let text = Utf8Bytes::from(relay.text);
         if relay.fds.is_empty() {
             arrivals.to_all(&text);
-        } else {
-            arrivals.to_fds(&relay.fds, &text);
+            return;
+        }
+        let away = arrivals.to_fds(&relay.fds, &text);
+        if relay.forwarded {
+            return;
+        }
+        for (node, fds) in away {
+            let forward = Relay {
+                fds,
+                text: text.to_string(),
+                forwarded: true,
+                ..Relay::new(&self.node)
+            };
+            if let Err(error) = self.publish(self.channel_of(&node), &forward).await {
+                tracing::warn!(%node, "registry: a frame for a moved session was not sent on: {error}");
+            }
         }
     }
 
@@ -385,6 +446,9 @@ impl RedisRegistry {
 async fn heartbeat(registry: Arc<RedisRegistry>, shutdown: Shutdown) {
     let mut healthy = true;
     loop {
+        if registry.left.load(Ordering::Acquire) {
+            return;
+        }
         match registry.beat().await {
             Ok(()) if !healthy => {
                 tracing::info!("registry: Redis is back");
@@ -400,14 +464,19 @@ async fn heartbeat(registry: Arc<RedisRegistry>, shutdown: Shutdown) {
             Err(_) => {}
         }
         tokio::select! {
-            _ = shutdown.stopping() => return,
+            _ = shutdown.listeners_closed() => return,
             _ = tokio::time::sleep(HEARTBEAT) => {}
         }
     }
 }
 
 /// Receives frames relayed by other nodes; resubscribes after Redis comes back.
-async fn listen(registry: Arc<RedisRegistry>, shutdown: Shutdown, arrivals: Arc<dyn Arrivals>) {
+async fn listen(
+    registry: Arc<RedisRegistry>,
+    shutdown: Shutdown,
+    arrivals: Arc<dyn Arrivals>,
+    peers: Arc<dyn Peers>,
+) {
     let channels = [registry.channel_of(&registry.node), registry.channel_all()];
     loop {
         let subscribed = async {
@@ -418,12 +487,13 @@ async fn listen(registry: Arc<RedisRegistry>, shutdown: Shutdown, arrivals: Arc<
         match tokio::time::timeout(COMMAND_TIMEOUT * 2, subscribed).await {
             Ok(Ok(pubsub)) => {
                 let mut messages = pubsub.into_on_message();
+                peers.subscribed();
                 loop {
                     tokio::select! {
-                        _ = shutdown.stopping() => return,
+                        _ = shutdown.listeners_closed() => return,
                         message = messages.next() => match message {
                             Some(message) => match serde_json::from_slice::<Relay>(message.get_payload_bytes()) {
-                                Ok(relay) => registry.relay(relay, &*arrivals),
+                                Ok(relay) => registry.relay(relay, &*arrivals, &*peers).await,
                                 Err(error) => tracing::warn!("registry: unreadable relay message: {error}"),
                             },
                             None => break,
@@ -436,7 +506,7 @@ async fn listen(registry: Arc<RedisRegistry>, shutdown: Shutdown, arrivals: Arc<
             Err(_) => tracing::debug!("registry: subscribing timed out"),
         }
         tokio::select! {
-            _ = shutdown.stopping() => return,
+            _ = shutdown.listeners_closed() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
@@ -488,6 +558,7 @@ impl Registry for RedisRegistry {
             .arg(self.key(&node_fds(&self.node)))
             .arg(fd)
             .ignore();
+        pipe.cmd("HDEL").arg(self.key(FDNODE)).arg(fd).ignore();
         self.pipe::<()>(&pipe).await?;
         if let Some(uid) = &identity.uid {
             self.delete_uid_if_ours(uid, fd).await?;
@@ -581,30 +652,25 @@ impl Registry for RedisRegistry {
 
     async fn publish_to_node(&self, node: &str, fds: &[String], text: &str) -> Result<bool> {
         let relay = Relay {
-            origin: self.node.clone(),
             fds: fds.to_vec(),
             text: text.to_string(),
-            close: Vec::new(),
+            ..Relay::new(&self.node)
         };
         Ok(self.publish(self.channel_of(node), &relay).await? > 0)
     }
 
     async fn close_on_node(&self, node: &str, fd: &str) -> Result<bool> {
         let relay = Relay {
-            origin: self.node.clone(),
-            fds: Vec::new(),
-            text: String::new(),
             close: vec![fd.to_string()],
+            ..Relay::new(&self.node)
         };
         Ok(self.publish(self.channel_of(node), &relay).await? > 0)
     }
 
     async fn publish_to_all(&self, text: &str) -> Result<u64> {
         let relay = Relay {
-            origin: self.node.clone(),
-            fds: Vec::new(),
             text: text.to_string(),
-            close: Vec::new(),
+            ..Relay::new(&self.node)
         };
         // Every node subscribes to the `all` channel, this one too.
         Ok(self
@@ -631,9 +697,60 @@ impl Registry for RedisRegistry {
     }
 
     async fn leave(&self) -> Result<()> {
+        self.left.store(true, Ordering::Release);
         self.prune_node(&self.node).await?;
         self.query::<i64>(redis::cmd("DEL").arg(self.key(&node_marker(&self.node))))
             .await
             .map(drop)
+    }
+
+    async fn send_peer(&self, node: Option<&str>, payload: &str) -> Result<u64> {
+        let relay = Relay {
+            peer: payload.to_string(),
+            ..Relay::new(&self.node)
+        };
+        match node {
+            Some(node) => self.publish(self.channel_of(node), &relay).await,
+            // Every node subscribes to the `all` channel, this one too.
+            None => Ok(self
+                .publish(self.channel_all(), &relay)
+                .await?
+                .saturating_sub(1)),
+        }
+    }
+
+    async fn move_fd(&self, fd: &str, to: &str) -> Result<String> {
+        let records = self.shadow().get(fd).cloned().unwrap_or_default();
+        let records =
+            serde_json::to_string(&records).map_err(|e| RegistryError::Storage(e.to_string()))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SMOVE")
+            .arg(self.key(&node_fds(&self.node)))
+            .arg(self.key(&node_fds(to)))
+            .arg(fd)
+            .ignore();
+        if crate::identity::node_of(fd) == Some(to) {
+            pipe.cmd("HDEL").arg(self.key(FDNODE)).arg(fd).ignore();
+        } else {
+            pipe.cmd("HSET")
+                .arg(self.key(FDNODE))
+                .arg(fd)
+                .arg(to)
+                .ignore();
+        }
+        self.pipe::<()>(&pipe).await?;
+        self.shadow().remove(fd);
+        Ok(records)
+    }
+
+    fn adopt(&self, identity: &Identity, records: &str) {
+        let mut shadow: Shadow = serde_json::from_str(records).unwrap_or_default();
+        if shadow.info.is_empty() {
+            shadow.info = identity.info.clone();
+            shadow.uid = identity.uid.clone();
+        }
+        shadow.order = self.registrations.fetch_add(1, Ordering::Relaxed);
+        self.shadow().insert(identity.fd.clone(), shadow);
     }
 }
