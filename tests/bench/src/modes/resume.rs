@@ -1,7 +1,8 @@
 //! `resume`: what resuming sessions costs (README.md, "Resumable sessions"). Opens N
 //! resumable connections (`resume=1`), drops them all at once without a close frame,
 //! waits for the host to notice, then resumes them all at once (`resume=S&last=0`) and
-//! reports how long until the last one had `sessionResumed`.
+//! reports how long until the last one had `sessionResumed`. With `--resume-url` the
+//! resumes go to another host on the same Redis: every session moves there.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    client::{self, Ws},
+    client::{self, Endpoint, Ws},
     envelope,
     modes::TargetArgs,
     stats::round3,
@@ -33,6 +34,9 @@ pub struct ResumeArgs {
     /// Milliseconds between the drop and the resumes (the host must see the drops).
     #[arg(long, default_value_t = 1000)]
     pub pause_ms: u64,
+    /// Resume on this host instead (`ws://HOST:PORT/PATH`, another node on the same Redis).
+    #[arg(long)]
+    pub resume_url: Option<Endpoint>,
 }
 
 /// `resume` results.
@@ -109,6 +113,7 @@ pub fn run(args: &ResumeArgs) -> Result<ResumeResult, String> {
     let mut target = args.target.clone();
     target.resume = false;
     let target = &target;
+    let resume_url = args.resume_url.as_ref().unwrap_or(&target.url);
     crate::shard::block_on(async {
         let (open, errors) =
             client::connect_many(&target.url, 0..args.conns, target.concurrency, |i| {
@@ -144,7 +149,7 @@ pub fn run(args: &ResumeArgs) -> Result<ResumeResult, String> {
                 async move {
                     let since = Instant::now();
                     let mut ws =
-                        client::connect(&target.url, client::source_addr(i), &token).await?;
+                        client::connect(resume_url, client::source_addr(i), &token).await?;
                     let text = first_text(&mut ws).await?;
                     match envelope::event(&text) {
                         Some("sessionResumed") => Ok(since.elapsed()),
@@ -174,7 +179,10 @@ pub fn run(args: &ResumeArgs) -> Result<ResumeResult, String> {
                 .unwrap_or(0.0)
         };
         ResumeResult {
-            url: target.url.to_string(),
+            url: match &args.resume_url {
+                Some(other) => format!("{} then {other}", target.url),
+                None => target.url.to_string(),
+            },
             opened,
             resumed: took.len(),
             failed,
