@@ -285,10 +285,12 @@ impl Handover {
             claimant,
             last: last.to_string(),
         };
-        let answer = match self.send(Some(node), &claim).await {
-            0 => None,
-            _ => answers.next(Instant::now() + CLAIM_WAIT).await,
-        };
+        if self.send(Some(node), &claim).await == 0 {
+            // The holder is gone since it answered `locate`.
+            self.clients.remove_queue(fd, &outbound);
+            return Err(NotResumed::Unknown);
+        }
+        let answer = answers.next(Instant::now() + CLAIM_WAIT).await;
         match answer {
             Some(Message::Handover {
                 info,
