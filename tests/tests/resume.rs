@@ -87,6 +87,32 @@ async fn frames_written_just_before_a_drop_are_replayed_exactly_once() {
 }
 
 #[tokio::test]
+async fn the_reply_to_a_call_in_flight_at_the_drop_is_replayed() {
+    let host = TestHost::start("").await;
+    let mut phone = start(&host, VECTOR_WECHAT_USER).await;
+    phone
+        .client
+        .send_json(&json!({"method": "index.debug.sleep", "ms": 500}))
+        .await;
+    assert_eq!(phone.next().await["event"], "receiveMessage");
+    // The phone drops while the module works; it comes back at once.
+    let Phone {
+        client,
+        session,
+        last,
+    } = phone;
+    drop(client);
+    let (mut phone, missed) = resume_phone(&host, VECTOR_WECHAT_USER, session, last).await;
+    assert_eq!(missed, 1, "the reply that came after the drop");
+    let reply = phone.next().await;
+    assert_eq!((reply["event"].as_str(), &reply["param"]), (Some("slept"), &json!(500)));
+    phone
+        .client
+        .expect_silence(Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
 async fn a_resume_says_why_not_and_starts_a_fresh_session() {
     let host = TestHost::start("").await;
     let mut phone = start(&host, VECTOR_WECHAT_USER).await;

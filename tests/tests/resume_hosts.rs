@@ -281,3 +281,48 @@ async fn a_session_nobody_holds_is_unknown_on_every_host() {
         "{first}"
     );
 }
+
+#[tokio::test]
+async fn of_two_resumes_racing_on_two_hosts_one_holds_the_session() {
+    let redis = RedisServer::start();
+    let (a, b) = two_hosts(&redis, "").await;
+    let token = Token::new("81", "wechatUser", "ru", "a").mint();
+    let (phone, fd) = phone_in(&a, &token).await;
+    let Phone {
+        client,
+        session,
+        last,
+    } = phone;
+    drop(client);
+    wait_connections(&a, 0).await;
+    let last = last.to_string();
+    let ((mut on_a, first_a), (mut on_b, first_b)) = tokio::join!(
+        resume(&a, &token, &session, &last),
+        resume(&b, &token, &session, &last)
+    );
+    let resumed = |first: &Value| first["event"] == "sessionResumed";
+    assert!(
+        resumed(&first_a) || resumed(&first_b),
+        "one resume wins: {first_a} / {first_b}"
+    );
+    for first in [&first_a, &first_b] {
+        assert!(
+            resumed(first) || first["info"] == "busy",
+            "the other is busy or was taken over: {first}"
+        );
+    }
+    // Whatever the order, exactly one socket holds the session now, on either host.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    push(&a, &fd, "who", json!(0)).await;
+    let mut holders = 0;
+    for client in [&mut on_a, &mut on_b] {
+        if let Some(mswoole_tests::Frame::Text(text)) =
+            client.rx.recv_within(Duration::from_millis(500)).await
+        {
+            assert!(text.contains(r#""event":"who""#), "{text}");
+            holders += 1;
+        }
+    }
+    assert_eq!(holders, 1, "exactly one socket gets the session's frames");
+    assert!(members(&redis, "LIVE_USER_ROOM_ru").contains(&fd));
+}
