@@ -235,12 +235,19 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Arc<Identity>, o
         handler.write_raw(Message::Text(frame)).await;
     }
     // A stop that began before this connection was in the table did not reach it.
+    let mut in_flight = None;
     let end = match shared.shutdown.is_stopping() {
         true => End::Shutdown,
-        false => handler.serve().await,
+        false => handler.serve(&mut in_flight).await,
     };
     tracing::debug!(fd = %identity.fd, ?end, "connection ends");
     let detaches = handler.session.is_some() && end.detaches(handler.echoed);
+    if let Some(call) = in_flight.filter(|_| detaches) {
+        // The client asked before it dropped: its reply is stamped and kept for the resume
+        // (README.md, "Resumable sessions"); nothing more goes to this socket.
+        handler.ending = Some(end.clone());
+        handler.answer(call.await).await;
+    }
     if !detaches {
         shared.clients.remove(&identity.fd);
     }
@@ -295,14 +302,14 @@ pub async fn run(shared: Arc<Shared>, socket: Socket, identity: Arc<Identity>, o
 }
 
 impl Handler {
-    /// Reads frames, runs calls and writes until the connection ends.
-    async fn serve(&mut self) -> End {
+    /// Reads frames, runs calls and writes until the connection ends; a call still
+    /// running then is left in `in_flight`.
+    async fn serve(&mut self, in_flight: &mut Option<CallFuture>) -> End {
         let idle = Duration::from_secs(self.shared.config.heartbeat.idle_s);
         // The timer is moved only when it fires early; a frame just moves `deadline`.
         let mut deadline = Instant::now() + idle;
         let idle_timer = tokio::time::sleep_until(deadline);
         tokio::pin!(idle_timer);
-        let mut in_flight: Option<CallFuture> = None;
         loop {
             while in_flight.is_none() && self.ending.is_none() {
                 if let Some(message) = self.pending.pop_front() {
@@ -313,7 +320,7 @@ impl Handler {
                     // Most calls need nothing from the host: done on the first poll, answered at once.
                     match (&mut call).now_or_never() {
                         Some(outcome) => self.answer(outcome).await,
-                        None => in_flight = Some(call),
+                        None => *in_flight = Some(call),
                     }
                 } else if let Some(code) = self.bad_input {
                     self.write(text(&CallError::BadRequest.envelope())).await;
@@ -328,8 +335,8 @@ impl Handler {
             let reading = self.bad_input.is_none() && self.pending.len() < MAX_PENDING;
             tokio::select! {
                 biased;
-                outcome = finish(&mut in_flight), if in_flight.is_some() => {
-                    in_flight = None;
+                outcome = finish(in_flight), if in_flight.is_some() => {
+                    *in_flight = None;
                     self.answer(outcome).await;
                 }
                 mail = self.inbox.take() => match mail {

@@ -261,10 +261,13 @@ impl Inbox {
 
     /// The task that held this queue let its session go detached: frames are kept from now
     /// on within `(max_frames, max_bytes)` (past them the session ends), and `handled`, the
-    /// request that detached it, is forgotten (a stronger one made meanwhile stays).
+    /// request that detached it, is forgotten (a stronger one made meanwhile stays), as is
+    /// a takeover, which the detached session now satisfies whatever ended its socket.
     pub fn detach(&self, handled: Option<CloseRequest>, max_frames: usize, max_bytes: usize) {
         let mut held = self.0.held();
-        if handled.is_some() && held.close == handled {
+        if held.close == Some(CloseRequest::Takeover)
+            || (handled.is_some() && held.close == handled)
+        {
             held.close = None;
         }
         held.taken_bytes = 0;

@@ -105,7 +105,10 @@ async fn the_reply_to_a_call_in_flight_at_the_drop_is_replayed() {
     let (mut phone, missed) = resume_phone(&host, VECTOR_WECHAT_USER, session, last).await;
     assert_eq!(missed, 1, "the reply that came after the drop");
     let reply = phone.next().await;
-    assert_eq!((reply["event"].as_str(), &reply["param"]), (Some("slept"), &json!(500)));
+    assert_eq!(
+        (reply["event"].as_str(), &reply["param"]),
+        (Some("slept"), &json!(500))
+    );
     phone
         .client
         .expect_silence(Duration::from_millis(300))
