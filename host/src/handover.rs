@@ -300,14 +300,17 @@ impl Handover {
                 ..
             }) => {
                 let last = last.parse().unwrap_or(0);
-                match self.install(fd, &info, replay, &records, outbound, inbox) {
+                match self.install(fd, &info, replay, &records, outbound.clone(), inbox) {
                     Some(parked) => Ok(Taken {
                         parked,
                         last,
                         window_ends: window_left_ms
                             .map(|left| Instant::now() + Duration::from_millis(left)),
                     }),
-                    None => Err(NotResumed::Unknown),
+                    None => {
+                        self.clients.remove_queue(fd, &outbound);
+                        Err(NotResumed::Unknown)
+                    }
                 }
             }
             Some(Message::Refused { reason, .. }) => {
