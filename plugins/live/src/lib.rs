@@ -58,9 +58,9 @@ pub struct Settings {
     pub database: Option<String>,
     /// The table of wall messages in `database`.
     pub wall_table: String,
-    /// The most messages a room's moderation queue holds (at least 1); a say beyond it
-    /// drops the oldest. Without a bound, phones in a room whose screen checks nothing
-    /// grow its queue forever (docs/BENCHMARKS.md, "Soak").
+    /// The most messages a room's moderation queue holds after a trim (at least 1; trims
+    /// drop the oldest, see [`QueueBound`]). Without a bound, phones in a room whose screen
+    /// checks nothing grow its queue forever (docs/BENCHMARKS.md, "Soak").
     pub queue_max: u64,
 }
 

@@ -3,8 +3,8 @@
 //! Keys (the host puts them under `registry.prefix`), named as MSwoole operators know them:
 //! - `LIVE_USER_ROOM_<code>`: set of the phone users' fds.
 //! - `LIVE_WALL_ROOM_<code>`: set of the big screens' fds.
-//! - `LIVE_USER_MESSAGE_<code>`: the moderation queue, a hash of id → message JSON, at most
-//!   `[modules.Live] queue_max` messages: a say beyond it drops the oldest ([`QueueBound`]).
+//! - `LIVE_USER_MESSAGE_<code>`: the moderation queue, a hash of id → message JSON, held to
+//!   `[modules.Live] queue_max` messages by dropping the oldest ([`QueueBound`]).
 //! - `LIVE_WALL_MESSAGE_<code>`: the wall messages, a hash of id → message JSON with a
 //!   `recalled` flag (the flag is storage only; clients never see it).
 //! - `LIVE_MESSAGE_ID`: the one counter every message id of the deployment comes from.
@@ -47,56 +47,94 @@ fn now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// How many rooms [`QueueBound`] remembers as dropping at once; past that it forgets them
-/// all (at worst a burst is logged twice), so a flood of room codes cannot grow it.
-const MAX_OVERFLOWING_ROOMS: usize = 10_000;
+/// How many rooms [`QueueBound`] remembers at once; past that it forgets them all (at
+/// worst a room is trimmed one say early and a burst logged twice), so a flood of room
+/// codes cannot grow it.
+const MAX_TRACKED_ROOMS: usize = 10_000;
 
-/// The bound on every room's moderation queue, and the rooms that are dropping messages
-/// now, so that each overflow burst is logged once (when it starts and when it ends),
-/// not once per dropped message. A burst ends at the first say that finds room in the
-/// queue (a screen checked or cleaned it). Shared by all calls of one loaded module; each
-/// host of a deployment logs its own bursts.
+/// What [`QueueBound`] remembers of one room.
+#[derive(Debug, Default)]
+struct Tracked {
+    /// This host's says into the room since it last trimmed the queue.
+    says: u64,
+    /// Messages dropped in the room's current overflow burst; `None`: not overflowing.
+    dropped: Option<u64>,
+}
+
+/// The bound on every room's moderation queue. Finding a queue's size means listing the
+/// whole hash (the module API has no hash length), which for a full queue of 1,000 is
+/// ~140 KB through the registry: done on every say, two hosts on Redis spent 150–200 MB
+/// of RSS on those replies and timed out registry calls (docs/BENCHMARKS.md, "Soak"). So
+/// each host lists and trims a room's queue on every `every`-th say it handles there
+/// (`queue_max / 16`, at least 1): the queue holds `queue_max` after a trim, and at most
+/// `queue_max + hosts × (every − 1)` between two.
+///
+/// It also remembers which rooms are dropping messages, so that an overflow burst is
+/// logged when it starts and when it ends, not per dropped message. A burst ends at the
+/// first trim that finds the queue within bounds (a screen checked or cleaned it). Shared
+/// by all calls of one loaded module; each host of a deployment logs its own bursts.
 #[derive(Debug, Clone)]
 pub struct QueueBound {
-    /// The most messages a queue holds (at least 1).
+    /// The most messages a queue holds after a trim (at least 1).
     max: u64,
-    /// Room code → messages dropped in its current burst.
-    overflowing: Arc<Mutex<HashMap<String, u64>>>,
+    /// Trim on every `every`-th say of a room (at least 1).
+    every: u64,
+    /// Room code → what this host knows of its queue.
+    rooms: Arc<Mutex<HashMap<String, Tracked>>>,
 }
 
 impl QueueBound {
     /// At most `max` messages per queue (0 is read as 1).
     pub fn new(max: u64) -> Self {
+        let max = max.max(1);
         QueueBound {
-            max: max.max(1),
-            overflowing: Arc::default(),
+            max,
+            every: (max / 16).max(1),
+            rooms: Arc::default(),
         }
     }
 
-    /// The rooms being dropped from, whatever a panicking holder left (a count is never half-written).
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.overflowing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The rooms, whatever a panicking holder left (a count is never half-written).
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tracked>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a say into room `code`; true when its queue is due for a trim.
+    fn due(&self, code: &str) -> bool {
+        let mut rooms = self.rooms();
+        if !rooms.contains_key(code) && rooms.len() >= MAX_TRACKED_ROOMS {
+            rooms.clear();
+        }
+        let room = rooms.entry(code.to_string()).or_default();
+        room.says += 1;
+        if room.says < self.every {
+            return false;
+        }
+        room.says = 0;
+        true
     }
 
     /// Counts `dropped` messages of room `code`; true when this starts its burst.
     fn dropped(&self, code: &str, dropped: u64) -> bool {
         let mut rooms = self.rooms();
-        if let Some(count) = rooms.get_mut(code) {
-            *count += dropped;
-            return false;
+        let room = rooms.entry(code.to_string()).or_default();
+        match &mut room.dropped {
+            Some(count) => {
+                *count += dropped;
+                false
+            }
+            none => {
+                *none = Some(dropped);
+                true
+            }
         }
-        if rooms.len() >= MAX_OVERFLOWING_ROOMS {
-            rooms.clear();
-        }
-        rooms.insert(code.to_string(), dropped);
-        true
     }
 
-    /// Room `code`'s queue had room: how many its burst dropped, if one just ended.
+    /// Room `code`'s queue was within bounds: how many its burst dropped, if one just ended.
     fn fits(&self, code: &str) -> Option<u64> {
-        self.rooms().remove(code)
+        self.rooms()
+            .get_mut(code)
+            .and_then(|room| room.dropped.take())
     }
 }
 
@@ -204,13 +242,13 @@ impl Room {
     }
 
     /// Queues a phone user's message for moderation; returns it, `{id, nickname, say, ctime}`.
-    /// A queue that now holds more than `queue_max` messages loses its oldest.
+    /// The queue is then trimmed to `queue_max` when it is due ([`QueueBound`]).
     pub async fn queue_message(&self, nickname: String, say: String) -> Result<Value, HostError> {
         let id = self.host.incr(MESSAGE_ID, 1).await?;
         let message = json!({"id": id, "nickname": nickname, "say": say, "ctime": now()});
         self.put(&self.queue_key(), id, &message).await?;
         // The message is stored: a failure to trim is logged, not returned, or the sender
-        // would store it twice; the next say trims again.
+        // would store it twice; the next trim catches up.
         if let Err(error) = self.bound_queue().await {
             self.host.log(
                 LogLevel::Warn,
@@ -220,10 +258,14 @@ impl Room {
         Ok(message)
     }
 
-    /// Drops the oldest queued messages beyond `queue_max`. Ids only grow, so the oldest
-    /// are the smallest; the field is the id (a field that is not one goes first). Two
-    /// says at once pick the same oldest, and deleting one twice is harmless.
+    /// On every `every`-th say ([`QueueBound`]), drops the oldest queued messages beyond
+    /// `queue_max`. Ids only grow, so the oldest are the smallest; the field is the id (a
+    /// field that is not one goes first). Two trims at once pick the same oldest, and
+    /// deleting one twice is harmless.
     async fn bound_queue(&self) -> Result<(), HostError> {
+        if !self.queue.due(&self.code) {
+            return Ok(());
+        }
         let key = self.queue_key();
         let fields = self.host.hash_get_all(&key).await?;
         let max = usize::try_from(self.queue.max).unwrap_or(usize::MAX);

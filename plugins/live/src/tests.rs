@@ -769,6 +769,33 @@ fn the_moderation_queue_keeps_the_newest_queue_max_messages() {
     assert_eq!(room.host.hash("LIVE_USER_MESSAGE_demo").len(), 3);
 }
 
+#[test]
+fn a_large_queue_is_trimmed_every_sixteenth_of_queue_max_says() {
+    // queue_max 32: trimmed on every second say, so at most one message over between trims.
+    let room = Fixture::with(Options::default(), json!({"queue_max": 32}));
+    let ids: Vec<i64> = (1..=40)
+        .map(|n| room.user_says(ALICE, &format!("say {n}")))
+        .collect();
+    let queued = |room: &Fixture| -> Vec<i64> {
+        let mut ids: Vec<i64> = room
+            .host
+            .hash("LIVE_USER_MESSAGE_demo")
+            .keys()
+            .map(|id| id.parse().expect("fields are ids"))
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(queued(&room), ids[8..]);
+    let one_more = room.user_says(ALICE, "say 41");
+    assert_eq!(queued(&room).len(), 33);
+    let trimmed = room.user_says(ALICE, "say 42");
+    let mut newest: Vec<i64> = ids[10..].to_vec();
+    newest.extend([one_more, trimmed]);
+    assert_eq!(queued(&room), newest);
+    assert_eq!(overflow_lines(&room), 1);
+}
+
 /// The rows of the wall table, oldest first.
 fn wall_rows(room: &Fixture, table: &str) -> Vec<Value> {
     room.host
