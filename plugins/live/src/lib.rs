@@ -15,7 +15,8 @@
 //! `[modules.Live]` keys, all optional: `message_ttl_s`, seconds a room's stored registry
 //! messages are kept after their last write (default 0: kept until deleted); `database`,
 //! a `[databases.<name>]` to keep wall messages in (default: none, the registry);
-//! `wall_table`, its table (default `live_wall_message`, MSwoole's).
+//! `wall_table`, its table (default `live_wall_message`, MSwoole's); `queue_max`, the most
+//! messages a room's moderation queue holds, the oldest dropped first (default 1000).
 
 pub mod params;
 pub mod room;
@@ -31,7 +32,10 @@ use mswoole_plugin_api::{
     Outcome, Request,
 };
 
-use crate::{room::Room, wall_store::SqlWall};
+use crate::{
+    room::{QueueBound, Room},
+    wall_store::SqlWall,
+};
 
 /// The Live module.
 pub struct Live {
@@ -41,6 +45,8 @@ pub struct Live {
     settings: Settings,
     /// The wall messages' SQL table, when `database` is set.
     sql: Option<SqlWall>,
+    /// The moderation queues' bound, and which rooms are dropping messages now.
+    queue: QueueBound,
 }
 
 /// The module's settings, from `[modules.Live]`.
@@ -52,7 +58,14 @@ pub struct Settings {
     pub database: Option<String>,
     /// The table of wall messages in `database`.
     pub wall_table: String,
+    /// The most messages a room's moderation queue holds after a trim (at least 1; trims
+    /// drop the oldest, see [`QueueBound`]). Without a bound, phones in a room whose screen
+    /// checks nothing grow its queue forever (docs/BENCHMARKS.md, "Soak").
+    pub queue_max: u64,
 }
+
+/// `queue_max` when the config does not set it: far more than a screen's moderator reads.
+pub const DEFAULT_QUEUE_MAX: u64 = 1000;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -60,6 +73,7 @@ impl Default for Settings {
             message_ttl_s: 0,
             database: None,
             wall_table: wall_store::DEFAULT_TABLE.into(),
+            queue_max: DEFAULT_QUEUE_MAX,
         }
     }
 }
@@ -97,10 +111,19 @@ impl Settings {
                         })?
                         .to_string();
                 }
+                "queue_max" => {
+                    settings.queue_max =
+                        value.as_u64().filter(|max| *max > 0).ok_or_else(|| {
+                            format!(
+                                "modules.Live.queue_max must be a whole number of messages, \
+                             at least 1, not {value}"
+                            )
+                        })?;
+                }
                 other => {
                     return Err(format!(
                         "modules.Live.{other} is not a setting of the Live module \
-                         (it knows message_ttl_s, database, wall_table)"
+                         (it knows message_ttl_s, database, wall_table, queue_max)"
                     ))
                 }
             }
@@ -194,6 +217,7 @@ impl Module for Live {
             None => None,
         };
         Ok(Live {
+            queue: QueueBound::new(settings.queue_max),
             settings,
             sql,
             host,
@@ -221,6 +245,7 @@ impl Module for Live {
         let host = self.host.clone();
         let ttl = self.settings.message_ttl_s;
         let sql = self.sql.clone();
+        let queue = self.queue.clone();
         Box::pin(async move {
             let role = match request.controller.as_str() {
                 "User" => Role::WechatUser,
@@ -232,7 +257,7 @@ impl Module for Live {
                 }
             };
             let caller = Caller::check(&request, role)?;
-            let room = Room::new(host, &caller.code, ttl, sql);
+            let room = Room::new(host, &caller.code, ttl, sql).with_queue(queue);
             match role {
                 Role::WechatUser => {
                     user::call(&room, &caller, &request.action, request.message()).await

@@ -3,7 +3,8 @@
 //! Keys (the host puts them under `registry.prefix`), named as MSwoole operators know them:
 //! - `LIVE_USER_ROOM_<code>`: set of the phone users' fds.
 //! - `LIVE_WALL_ROOM_<code>`: set of the big screens' fds.
-//! - `LIVE_USER_MESSAGE_<code>`: the moderation queue, a hash of id → message JSON.
+//! - `LIVE_USER_MESSAGE_<code>`: the moderation queue, a hash of id → message JSON, held to
+//!   `[modules.Live] queue_max` messages by dropping the oldest ([`QueueBound`]).
 //! - `LIVE_WALL_MESSAGE_<code>`: the wall messages, a hash of id → message JSON with a
 //!   `recalled` flag (the flag is storage only; clients never see it).
 //! - `LIVE_MESSAGE_ID`: the one counter every message id of the deployment comes from.
@@ -14,7 +15,11 @@
 //! hash is arbitrary in both backends, and so is a set's). Checking a message claims it
 //! by deleting it: of two screens checking one message at once, only one broadcasts it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use mswoole_plugin_api::{
     serde_json::{json, Value},
@@ -42,6 +47,103 @@ fn now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
+/// How many rooms [`QueueBound`] remembers at once; past that it forgets them all (at
+/// worst a room is trimmed one say early and a burst logged twice), so a flood of room
+/// codes cannot grow it.
+const MAX_TRACKED_ROOMS: usize = 10_000;
+
+/// What [`QueueBound`] remembers of one room.
+#[derive(Debug, Default)]
+struct Tracked {
+    /// This host's says into the room since it last trimmed the queue.
+    says: u64,
+    /// Messages dropped in the room's current overflow burst; `None`: not overflowing.
+    dropped: Option<u64>,
+}
+
+/// The bound on every room's moderation queue. Finding a queue's size means listing the
+/// whole hash (the module API has no hash length), which for a full queue of 1,000 is
+/// ~140 KB through the registry: done on every say, two hosts on Redis spent 150–200 MB
+/// of RSS on those replies and timed out registry calls (docs/BENCHMARKS.md, "Soak"). So
+/// each host lists and trims a room's queue on every `every`-th say it handles there
+/// (`queue_max / 16`, at least 1): the queue holds `queue_max` after a trim, and at most
+/// `queue_max + hosts × (every − 1)` between two.
+///
+/// It also remembers which rooms are dropping messages, so that an overflow burst is
+/// logged when it starts and when it ends, not per dropped message. A burst ends at the
+/// first trim that finds the queue within bounds (a screen checked or cleaned it). Shared
+/// by all calls of one loaded module; each host of a deployment logs its own bursts.
+#[derive(Debug, Clone)]
+pub struct QueueBound {
+    /// The most messages a queue holds after a trim (at least 1).
+    max: u64,
+    /// Trim on every `every`-th say of a room (at least 1).
+    every: u64,
+    /// Room code → what this host knows of its queue.
+    rooms: Arc<Mutex<HashMap<String, Tracked>>>,
+}
+
+impl QueueBound {
+    /// At most `max` messages per queue (0 is read as 1).
+    pub fn new(max: u64) -> Self {
+        let max = max.max(1);
+        QueueBound {
+            max,
+            every: (max / 16).max(1),
+            rooms: Arc::default(),
+        }
+    }
+
+    /// The rooms, whatever a panicking holder left (a count is never half-written).
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tracked>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a say into room `code`; true when its queue is due for a trim.
+    fn due(&self, code: &str) -> bool {
+        let mut rooms = self.rooms();
+        if !rooms.contains_key(code) && rooms.len() >= MAX_TRACKED_ROOMS {
+            rooms.clear();
+        }
+        let room = rooms.entry(code.to_string()).or_default();
+        room.says += 1;
+        if room.says < self.every {
+            return false;
+        }
+        room.says = 0;
+        true
+    }
+
+    /// Counts `dropped` messages of room `code`; true when this starts its burst.
+    fn dropped(&self, code: &str, dropped: u64) -> bool {
+        let mut rooms = self.rooms();
+        let room = rooms.entry(code.to_string()).or_default();
+        match &mut room.dropped {
+            Some(count) => {
+                *count += dropped;
+                false
+            }
+            none => {
+                *none = Some(dropped);
+                true
+            }
+        }
+    }
+
+    /// Room `code`'s queue was within bounds: how many its burst dropped, if one just ended.
+    fn fits(&self, code: &str) -> Option<u64> {
+        self.rooms()
+            .get_mut(code)
+            .and_then(|room| room.dropped.take())
+    }
+}
+
+impl Default for QueueBound {
+    fn default() -> Self {
+        QueueBound::new(crate::DEFAULT_QUEUE_MAX)
+    }
+}
+
 /// One room, by its code.
 pub struct Room {
     /// The host's registry and connections.
@@ -52,6 +154,8 @@ pub struct Room {
     ttl_s: u64,
     /// The SQL table of wall messages, when `[modules.Live] database` is set.
     sql: Option<SqlWall>,
+    /// The bound on the moderation queue.
+    queue: QueueBound,
 }
 
 impl Room {
@@ -63,7 +167,14 @@ impl Room {
             code: code.to_string(),
             ttl_s,
             sql,
+            queue: QueueBound::default(),
         }
+    }
+
+    /// The same room with its moderation queue held to `queue`.
+    pub fn with_queue(mut self, queue: QueueBound) -> Room {
+        self.queue = queue;
+        self
     }
 
     /// The host behind the room.
@@ -131,11 +242,65 @@ impl Room {
     }
 
     /// Queues a phone user's message for moderation; returns it, `{id, nickname, say, ctime}`.
+    /// The queue is then trimmed to `queue_max` when it is due ([`QueueBound`]).
     pub async fn queue_message(&self, nickname: String, say: String) -> Result<Value, HostError> {
         let id = self.host.incr(MESSAGE_ID, 1).await?;
         let message = json!({"id": id, "nickname": nickname, "say": say, "ctime": now()});
         self.put(&self.queue_key(), id, &message).await?;
+        // The message is stored: a failure to trim is logged, not returned, or the sender
+        // would store it twice; the next trim catches up.
+        if let Err(error) = self.bound_queue().await {
+            self.host.log(
+                LogLevel::Warn,
+                &format!("{}: queue not trimmed: {error:?}", self.queue_key()),
+            );
+        }
         Ok(message)
+    }
+
+    /// On every `every`-th say ([`QueueBound`]), drops the oldest queued messages beyond
+    /// `queue_max`. Ids only grow, so the oldest are the smallest; the field is the id (a
+    /// field that is not one goes first). Two trims at once pick the same oldest, and
+    /// deleting one twice is harmless.
+    async fn bound_queue(&self) -> Result<(), HostError> {
+        if !self.queue.due(&self.code) {
+            return Ok(());
+        }
+        let key = self.queue_key();
+        let fields = self.host.hash_get_all(&key).await?;
+        let max = usize::try_from(self.queue.max).unwrap_or(usize::MAX);
+        let excess = fields.len().saturating_sub(max);
+        if excess == 0 {
+            if let Some(dropped) = self.queue.fits(&self.code) {
+                self.host.log(
+                    LogLevel::Info,
+                    &format!("{key}: the moderation queue has room again; {dropped} messages were dropped"),
+                );
+            }
+            return Ok(());
+        }
+        let mut ids: Vec<(Option<i64>, &str)> = fields
+            .iter()
+            .map(|(field, _)| (field.parse::<i64>().ok(), field.as_str()))
+            .collect();
+        ids.sort_unstable();
+        let mut dropped = 0;
+        for (_, field) in &ids[..excess] {
+            if self.host.hash_delete(&key, field).await? {
+                dropped += 1;
+            }
+        }
+        if self.queue.dropped(&self.code, dropped) {
+            self.host.log(
+                LogLevel::Warn,
+                &format!(
+                    "{key}: the moderation queue is full (queue_max {}): dropping the oldest \
+                     messages until a screen checks or cleans it",
+                    self.queue.max
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// Takes message `id` out of the moderation queue; `None` if it is not (or no longer) there.

@@ -698,6 +698,102 @@ fn the_config_takes_message_ttl_s_and_refuses_anything_else() {
     assert!(unknown.contains("modules.Live.rooms"), "{unknown}");
     let bad = Settings::from_config(&json!({"message_ttl_s": -1})).expect_err("bad value");
     assert!(bad.contains("modules.Live.message_ttl_s"), "{bad}");
+    assert_eq!(Settings::default().queue_max, 1000);
+    assert_eq!(
+        Settings::from_config(&json!({"queue_max": 3})).map(|s| s.queue_max),
+        Ok(3)
+    );
+    for bad in [json!(0), json!(-1), json!("3"), json!(2.5)] {
+        let refused = Settings::from_config(&json!({ "queue_max": bad })).expect_err("bad value");
+        assert!(refused.contains("modules.Live.queue_max"), "{refused}");
+    }
+}
+
+/// The log lines of Live that say a room's queue started dropping messages.
+fn overflow_lines(room: &Fixture) -> usize {
+    room.host
+        .log()
+        .iter()
+        .filter(|line| line.module == "Live" && line.message.contains("moderation queue is full"))
+        .count()
+}
+
+#[test]
+fn the_moderation_queue_keeps_the_newest_queue_max_messages() {
+    let room = Fixture::with(Options::default(), json!({"queue_max": 3}));
+    room.everyone_joins();
+    let ids: Vec<i64> = (1..=5)
+        .map(|n| room.user_says(if n % 2 == 0 { BOB } else { ALICE }, &format!("say {n}")))
+        .collect();
+    // The screen was told about all five as they came.
+    assert_eq!(room.inbox(WALL).len(), 5);
+    let newest_first: Vec<i64> = ids.iter().rev().take(3).copied().collect();
+    let queue = room.reply(WALL, "Wall.history", json!({"type": "user"}));
+    assert_eq!(queue.event, "userSayHistory");
+    assert_eq!(Fixture::history_ids(&queue), newest_first);
+    let says: Vec<&str> = queue
+        .param
+        .as_ref()
+        .and_then(Value::as_array)
+        .expect("a history is an array")
+        .iter()
+        .filter_map(|message| message["say"].as_str())
+        .collect();
+    assert_eq!(says, ["say 5", "say 4", "say 3"]);
+    assert_eq!(room.host.hash("LIVE_USER_MESSAGE_demo").len(), 3);
+    // Dropped is gone: checking it is 404.
+    room.refused(
+        WALL,
+        "Wall.check",
+        json!({"id": ids[0], "status": 1}),
+        404,
+        "messageNotFound",
+    );
+    // Two drops, one burst: logged once.
+    assert_eq!(overflow_lines(&room), 1);
+    // The screen checks one: the next say fits, and the burst is over.
+    room.reply(WALL, "Wall.check", json!({"id": ids[2], "status": 0}));
+    let sixth = room.user_says(ALICE, "say 6");
+    assert_eq!(room.host.hash("LIVE_USER_MESSAGE_demo").len(), 3);
+    assert_eq!(overflow_lines(&room), 1);
+    // A new burst is logged again, and drops the oldest left (say 4).
+    let seventh = room.user_says(BOB, "say 7");
+    assert_eq!(overflow_lines(&room), 2);
+    let queue = room.reply(WALL, "Wall.history", json!({"type": "user"}));
+    assert_eq!(Fixture::history_ids(&queue), [seventh, sixth, ids[4]]);
+    // Other rooms have queues of their own.
+    let elsewhere = token(json!(3), "wechatUser", "other", "carol");
+    let carol = room.send_as("fd-carol", &elsewhere, "User.say", json!({"say": "hi"}));
+    assert_eq!(carol.event, "userSaySuccess");
+    assert_eq!(room.host.hash("LIVE_USER_MESSAGE_other").len(), 1);
+    assert_eq!(room.host.hash("LIVE_USER_MESSAGE_demo").len(), 3);
+}
+
+#[test]
+fn a_large_queue_is_trimmed_every_sixteenth_of_queue_max_says() {
+    // queue_max 32: trimmed on every second say, so at most one message over between trims.
+    let room = Fixture::with(Options::default(), json!({"queue_max": 32}));
+    let ids: Vec<i64> = (1..=40)
+        .map(|n| room.user_says(ALICE, &format!("say {n}")))
+        .collect();
+    let queued = |room: &Fixture| -> Vec<i64> {
+        let mut ids: Vec<i64> = room
+            .host
+            .hash("LIVE_USER_MESSAGE_demo")
+            .keys()
+            .map(|id| id.parse().expect("fields are ids"))
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(queued(&room), ids[8..]);
+    let one_more = room.user_says(ALICE, "say 41");
+    assert_eq!(queued(&room).len(), 33);
+    let trimmed = room.user_says(ALICE, "say 42");
+    let mut newest: Vec<i64> = ids[10..].to_vec();
+    newest.extend([one_more, trimmed]);
+    assert_eq!(queued(&room), newest);
+    assert_eq!(overflow_lines(&room), 1);
 }
 
 /// The rows of the wall table, oldest first.

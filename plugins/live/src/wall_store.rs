@@ -10,7 +10,7 @@
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
-    Arc,
+    Arc, OnceLock,
 };
 
 use mswoole_plugin_api::{
@@ -32,6 +32,9 @@ pub struct SqlWall {
     table: String,
     /// Whether the table is known to exist.
     ready: Arc<AtomicBool>,
+    /// The database's dialect, asked of the host once: `database_info` is a JSON round
+    /// trip across the ABI, and a `[databases.<name>]` does not change while the host runs.
+    dialect: Arc<OnceLock<Dialect>>,
 }
 
 /// A message as clients see it, from a row.
@@ -81,7 +84,18 @@ impl SqlWall {
             db: db.into(),
             table: table.into(),
             ready: Arc::default(),
+            dialect: Arc::default(),
         })
+    }
+
+    /// The database's dialect, from the host the first time (an error is not kept: the
+    /// next call asks again).
+    fn dialect(&self, host: &Host) -> Result<Dialect, IoError> {
+        if let Some(dialect) = self.dialect.get() {
+            return Ok(*dialect);
+        }
+        let dialect = host.database_info(&self.db)?.dialect;
+        Ok(*self.dialect.get_or_init(|| dialect))
     }
 
     /// Creates the table (and its index) when missing, once per module version.
@@ -90,7 +104,7 @@ impl SqlWall {
             return Ok(());
         }
         let t = &self.table;
-        let statements: Vec<String> = match host.database_info(&self.db)?.dialect {
+        let statements: Vec<String> = match self.dialect(host)? {
             Dialect::Mysql => vec![format!(
                 "CREATE TABLE IF NOT EXISTS `{t}` (\
                  `id` INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
@@ -153,7 +167,7 @@ impl SqlWall {
         ];
         let columns = "(code, nickname, say, user_id, status, create_time, update_time) \
                        VALUES (?, ?, ?, ?, 1, ?, ?)";
-        let id = match host.database_info(&self.db)?.dialect {
+        let id = match self.dialect(host)? {
             Dialect::Postgres => {
                 let sql = format!("INSERT INTO \"{t}\" {columns} RETURNING id");
                 let rows = host.query(&self.db, &sql, &params).await?;
@@ -186,7 +200,7 @@ impl SqlWall {
 
     /// The table's name quoted for the database's dialect.
     fn quoted(&self, host: &Host) -> Result<String, IoError> {
-        Ok(match host.database_info(&self.db)?.dialect {
+        Ok(match self.dialect(host)? {
             Dialect::Mysql => format!("`{}`", self.table),
             _ => format!("\"{}\"", self.table),
         })

@@ -17,7 +17,7 @@ use sqlx::{
     mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow},
     postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow},
-    Column, Row, TypeInfo,
+    Column, ColumnIndex, Decode, Row, Type, TypeInfo,
 };
 
 /// One pool, of the database's dialect.
@@ -210,28 +210,33 @@ impl DirectSql {
     }
 }
 
+/// Column `i` of `row` decoded as `T`, as JSON: null when it is NULL or does not decode as `T`.
+fn decoded<'r, R, T>(row: &'r R, i: usize) -> Value
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    Option<T>: Decode<'r, R::Database> + Type<R::Database>,
+    Value: From<T>,
+{
+    row.try_get::<Option<T>, _>(i)
+        .ok()
+        .flatten()
+        .map_or(Value::Null, Value::from)
+}
+
 /// A row as a JSON object: integer columns as numbers, floats as numbers, the rest as text.
 fn mysql_row(row: &MySqlRow) -> Value {
     let mut out = Map::new();
     for (i, column) in row.columns().iter().enumerate() {
         let name = column.type_info().name();
         let value = if name.contains("INT") {
-            row.try_get::<Option<i64>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from)
+            decoded::<_, i64>(row, i)
         } else if name == "DOUBLE" || name == "FLOAT" {
-            row.try_get::<Option<f64>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from)
+            decoded::<_, f64>(row, i)
         } else {
-            row.try_get::<Option<String>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from)
+            decoded::<_, String>(row, i)
         };
-        out.insert(column.name().to_string(), value.unwrap_or(Value::Null));
+        out.insert(column.name().to_string(), value);
     }
     Value::Object(out)
 }
@@ -241,33 +246,13 @@ fn pg_row(row: &PgRow) -> Value {
     let mut out = Map::new();
     for (i, column) in row.columns().iter().enumerate() {
         let value = match column.type_info().name() {
-            "INT8" => row
-                .try_get::<Option<i64>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            "INT4" => row
-                .try_get::<Option<i32>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            "INT2" => row
-                .try_get::<Option<i16>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            "FLOAT8" => row
-                .try_get::<Option<f64>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            _ => row
-                .try_get::<Option<String>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
+            "INT8" => decoded::<_, i64>(row, i),
+            "INT4" => decoded::<_, i32>(row, i),
+            "INT2" => decoded::<_, i16>(row, i),
+            "FLOAT8" => decoded::<_, f64>(row, i),
+            _ => decoded::<_, String>(row, i),
         };
-        out.insert(column.name().to_string(), value.unwrap_or(Value::Null));
+        out.insert(column.name().to_string(), value);
     }
     Value::Object(out)
 }
@@ -277,23 +262,11 @@ fn sqlite_row(row: &SqliteRow) -> Value {
     let mut out = Map::new();
     for (i, column) in row.columns().iter().enumerate() {
         let value = match column.type_info().name() {
-            "INTEGER" => row
-                .try_get::<Option<i64>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            "REAL" => row
-                .try_get::<Option<f64>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
-            _ => row
-                .try_get::<Option<String>, _>(i)
-                .ok()
-                .flatten()
-                .map(Value::from),
+            "INTEGER" => decoded::<_, i64>(row, i),
+            "REAL" => decoded::<_, f64>(row, i),
+            _ => decoded::<_, String>(row, i),
         };
-        out.insert(column.name().to_string(), value.unwrap_or(Value::Null));
+        out.insert(column.name().to_string(), value);
     }
     Value::Object(out)
 }
