@@ -322,7 +322,11 @@ async fn http_through_a_module_with_deadline_and_size_cap() {
     io(&mut client, "http", request("/big", 2000))
         .await
         .assert_is(501, "storageError");
-    assert!(host.output().contains("storage error: TooLarge"));
+    // The log line is written after the reply; wait for it rather than race it.
+    host.wait_for_line("the TooLarge failure logged", |line| {
+        line.contains("storage error: TooLarge")
+    })
+    .await;
     let bad =
         json!({"request": {"method": "GET", "url": "ftp://x/y", "headers": [], "timeout_ms": 100}});
     io(&mut client, "http", bad)
