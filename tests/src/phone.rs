@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{json, Client, TestHost, Value};
+use crate::{json, Client, Frame, TestHost, Value};
 
 /// A resumable client: checks that every envelope carries the next seq as its last key.
 pub struct Phone {
@@ -163,4 +163,32 @@ pub async fn fd_of(phone: &mut Phone) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("echo shows no fd: {reply}"))
         .to_string()
+}
+
+/// Two resumes of one session raced: one won (`sessionResumed`), the other is `busy` or
+/// was taken over by the winner.
+pub fn assert_one_resume_won(first_a: &Value, first_b: &Value) {
+    let resumed = |first: &Value| first["event"] == "sessionResumed";
+    assert!(
+        resumed(first_a) || resumed(first_b),
+        "one resume wins: {first_a} / {first_b}"
+    );
+    for first in [first_a, first_b] {
+        assert!(
+            resumed(first) || first["info"] == "busy",
+            "the other is busy or was taken over: {first}"
+        );
+    }
+}
+
+/// How many of `clients` receive the next frame, a push of `event`, within 500 ms each.
+pub async fn holders(clients: [&mut Client; 2], event: &str) -> usize {
+    let mut holders = 0;
+    for client in clients {
+        if let Some(Frame::Text(text)) = client.rx.recv_within(Duration::from_millis(500)).await {
+            assert_eq!(parse(&text)["event"], event, "{text}");
+            holders += 1;
+        }
+    }
+    holders
 }

@@ -8,8 +8,8 @@ use mswoole_tests::{
     http_get, json,
     live::{self, Speaks},
     phone::{
-        broadcast_reach, connections, fd_of, parse, push, resume, resume_phone, start,
-        wait_connections, Phone,
+        assert_one_resume_won, broadcast_reach, connections, fd_of, holders, push, resume,
+        resume_phone, start, wait_connections, Phone,
     },
     Frame, RedisServer, TestHost, Token, Value, VECTOR_WALL, VECTOR_WECHAT_USER,
 };
@@ -291,27 +291,11 @@ async fn of_two_racing_resumes_one_holds_the_session() {
         resume(&host, VECTOR_WECHAT_USER, &session, &last),
         resume(&host, VECTOR_WECHAT_USER, &session, &last)
     );
-    let resumed = |first: &Value| first["event"] == "sessionResumed";
-    assert!(
-        resumed(&first_a) || resumed(&first_b),
-        "one resume wins: {first_a} / {first_b}"
-    );
-    for first in [&first_a, &first_b] {
-        assert!(
-            resumed(first) || first["info"] == "busy",
-            "the other is busy or was taken over: {first}"
-        );
-    }
+    assert_one_resume_won(&first_a, &first_b);
     // Whatever the order, exactly one socket holds the session now.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(push(&host, &fd, "who", json!(0)).await, 1);
-    let mut holders = 0;
-    for client in [&mut a, &mut b] {
-        if let Some(Frame::Text(text)) = client.rx.recv_within(Duration::from_millis(500)).await {
-            assert_eq!(parse(&text)["event"], "who", "{text}");
-            holders += 1;
-        }
-    }
+    let holders = holders([&mut a, &mut b], "who").await;
     assert_eq!(holders, 1, "exactly one socket gets the session's frames");
 }
 

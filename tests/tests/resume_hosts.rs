@@ -7,7 +7,10 @@ use std::time::Duration;
 use mswoole_tests::{
     http_get, json,
     live::{self, Speaks},
-    phone::{connections, fd_of, push, resume, resume_phone, start, wait_connections, Phone},
+    phone::{
+        assert_one_resume_won, connections, fd_of, holders, push, resume, resume_phone, start,
+        wait_connections, Phone,
+    },
     Client, RedisServer, TestHost, Token, Value,
 };
 
@@ -300,29 +303,11 @@ async fn of_two_resumes_racing_on_two_hosts_one_holds_the_session() {
         resume(&a, &token, &session, &last),
         resume(&b, &token, &session, &last)
     );
-    let resumed = |first: &Value| first["event"] == "sessionResumed";
-    assert!(
-        resumed(&first_a) || resumed(&first_b),
-        "one resume wins: {first_a} / {first_b}"
-    );
-    for first in [&first_a, &first_b] {
-        assert!(
-            resumed(first) || first["info"] == "busy",
-            "the other is busy or was taken over: {first}"
-        );
-    }
+    assert_one_resume_won(&first_a, &first_b);
     // Whatever the order, exactly one socket holds the session now, on either host.
     tokio::time::sleep(Duration::from_millis(300)).await;
     push(&a, &fd, "who", json!(0)).await;
-    let mut holders = 0;
-    for client in [&mut on_a, &mut on_b] {
-        if let Some(mswoole_tests::Frame::Text(text)) =
-            client.rx.recv_within(Duration::from_millis(500)).await
-        {
-            assert!(text.contains(r#""event":"who""#), "{text}");
-            holders += 1;
-        }
-    }
+    let holders = holders([&mut on_a, &mut on_b], "who").await;
     assert_eq!(holders, 1, "exactly one socket gets the session's frames");
     assert!(members(&redis, "LIVE_USER_ROOM_ru").contains(&fd));
 }
