@@ -1,4 +1,4 @@
-//! The config parser (host/src/config.rs), from TOML text: any text is a config or a
+//! The config parser (host/src/config/mod.rs), from TOML text: any text is a config or a
 //! one-line error without a panic, and a config it accepts keeps the rules the
 //! validation promises.
 #![no_main]

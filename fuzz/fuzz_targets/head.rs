@@ -1,4 +1,4 @@
-//! The HTTP head reader (host/src/handshake.rs): any bytes, read whole or in two
+//! The HTTP head reader (host/src/edge/handshake.rs): any bytes, read whole or in two
 //! reads as a socket delivers them, parse the same way without a panic; a parsed
 //! head is well formed; and an upgrade the host accepts is one RFC 6455 §4.2.1
 //! allows.
@@ -6,7 +6,7 @@
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use libfuzzer_sys::fuzz_target;
-use mswoole::handshake::{check_upgrade, parse_head, Head, Parsed};
+use mswoole::edge::handshake::{check_upgrade, parse_head, Head, Parsed};
 
 /// The parts of a head that decide what the host does, comparable.
 fn shape(head: &Head) -> (String, u8, String, String, Vec<(String, String)>) {

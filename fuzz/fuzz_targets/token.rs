@@ -1,10 +1,10 @@
-//! The token decoder (host/src/auth.rs): whatever arrives as `auth=` is decoded
+//! The token decoder (host/src/edge/auth.rs): whatever arrives as `auth=` is decoded
 //! without a panic, anything it accepts has a usable `id`, and a token the host
 //! encodes decodes back to the same claims, under both ciphers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mswoole::auth::{AuthError, Cipher, TokenCodec, DEFAULT_KEY};
+use mswoole::edge::auth::{AuthError, Cipher, TokenCodec, DEFAULT_KEY};
 use serde_json::{Map, Value};
 
 /// The input: a flags byte, then fields separated by NUL, so that seeds are readable

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use mswoole::{backtraces, cli, server};
+use mswoole::{app, cli, telemetry::backtraces};
 
 use clap::Parser;
 
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
         if cli.is_start() {
-            runtime.block_on(server::run(config))
+            runtime.block_on(app::run(config))
         } else {
             runtime.block_on(cli::run(cli, config))
         }

@@ -31,7 +31,7 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The workspace directories whose sources go into the host binary.
-const HOST_SOURCES: [&str; 3] = ["host", "core", "plugin-api"];
+const HOST_SOURCES: [&str; 4] = ["host", "core", "io", "plugin-api"];
 
 /// A file of the debug build, which must exist and be newer than every file of its
 /// `sources` (directories of the workspace). The workspace's `Cargo.toml` and

@@ -9,7 +9,7 @@
 //!
 //! Frames the manager sends clients (`say`, `push`, `broadcast`) are held to
 //! `limits.max_message_bytes`, what a client may send itself, and go through
-//! [`Delivery`](crate::delivery::Delivery) like modules' frames, so they reach
+//! [`Delivery`](crate::fanout::delivery::Delivery) like modules' frames, so they reach
 //! connections on every node.
 
 use std::time::Duration;
@@ -18,12 +18,12 @@ use serde_json::{json, Map, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
-    delivery::Reach,
+    app::shared::Shared,
     envelope::Envelope,
+    fanout::delivery::Reach,
     plugins::bridge::Hook,
-    process,
     registry::{is_host_key, RegistryError},
-    shared::Shared,
+    runtime::process,
 };
 
 /// Whom a `push` goes to.

@@ -9,7 +9,7 @@
 //! does not count. One request per connection: the answer says `Connection: close`.
 //!
 //! The head is parsed with `httparse` by the reader the outside port uses
-//! (`host/src/handshake.rs`); a body is read by its `Content-Length` only, which is
+//! (`host/src/edge/handshake.rs`); a body is read by its `Content-Length` only, which is
 //! what curl and backends' HTTP clients send for a JSON body, so a chunked body gets
 //! 411. A body over `manager.max_message_bytes` is refused from its `Content-Length`
 //! before it is read.
@@ -25,7 +25,10 @@ use super::{
     command::{self, Answer, Command},
     drain, token_matches, COMMAND_TIMEOUT,
 };
-use crate::{envelope::Envelope, handshake, handshake::Head, metrics::Metrics, shared::Shared};
+use crate::{
+    app::shared::Shared, edge::handshake, edge::handshake::Head, envelope::Envelope,
+    telemetry::metrics::Metrics,
+};
 
 /// Commands a backend may send over HTTP.
 const API: [&str; 5] = ["push", "broadcast", "say", "status", "reload"];

@@ -26,9 +26,9 @@ use tokio::{
 pub use command::reload;
 
 use crate::{
-    handshake::{self, HeadError},
-    metrics::Metrics,
-    shared::Shared,
+    app::shared::Shared,
+    edge::handshake::{self, HeadError},
+    telemetry::metrics::Metrics,
 };
 
 /// How long a manager client has to send its command.

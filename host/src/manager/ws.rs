@@ -1,5 +1,5 @@
 //! The manager's WebSocket form: one JSON command per connection, answered, then
-//! closed, as MSwoole's manager did and the console (`host/src/cli.rs`) still speaks.
+//! closed, as MSwoole's manager did and the console (`host/src/cli/mod.rs`) still speaks.
 //!
 //! The command names itself (`method`) and, with `manager.token` set, carries the token
 //! in a `token` field. A frame over `manager.max_message_bytes` is answered 400
@@ -24,7 +24,7 @@ use super::{
     command::{self, Answer, Command},
     drain, token_matches, COMMAND_TIMEOUT,
 };
-use crate::{envelope::Envelope, handshake::Head, shared::Shared};
+use crate::{app::shared::Shared, edge::handshake::Head, envelope::Envelope};
 
 /// What the client's first data frame came to.
 enum Received {
@@ -40,7 +40,7 @@ enum Received {
 
 /// One WebSocket manager connection, from the upgrade request on.
 pub async fn session(shared: &Arc<Shared>, mut socket: TcpStream, head: Head, rest: Vec<u8>) {
-    match crate::handshake::accept_upgrade(&mut socket, &head).await {
+    match crate::edge::handshake::accept_upgrade(&mut socket, &head).await {
         Ok(true) => {}
         Ok(false) | Err(_) => return,
     }

@@ -16,6 +16,7 @@
 pub mod bridge;
 pub mod loader;
 pub mod outlet;
+pub mod timers;
 pub mod watcher;
 
 use std::{
@@ -43,11 +44,11 @@ use serde_json::{json, Value};
 use self::{bridge::Hook, loader::ApiVersion, outlet::HostOutlet};
 use crate::{
     config::Config,
-    delivery::Delivery,
     error::CallError,
+    fanout::delivery::Delivery,
+    plugins::timers::Timers,
     registry::Registry,
     router::{module_name, Route},
-    timers::Timers,
 };
 
 /// The first plugin-api minor version that hands modules their names as declared.
@@ -309,7 +310,7 @@ impl Plugins {
 
     fn refuse(&self, file: &Path, reason: String) {
         tracing::error!(file = %file.display(), "plugin refused: {reason}");
-        crate::metrics::plugin_refused();
+        crate::telemetry::metrics::plugin_refused();
         let refusal = Refusal {
             file: file.to_path_buf(),
             reason,
@@ -377,8 +378,8 @@ impl Plugins {
         self.current.store(Arc::new(table));
         lock(&self.refusals).remove(file);
         match previous {
-            Some(_) => crate::metrics::plugin_swapped(&generation.spec.name),
-            None => crate::metrics::module_loaded(&generation.spec.name),
+            Some(_) => crate::telemetry::metrics::plugin_swapped(&generation.spec.name),
+            None => crate::telemetry::metrics::module_loaded(&generation.spec.name),
         }
         tracing::info!(
             module = %generation.spec.name,

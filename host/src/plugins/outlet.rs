@@ -12,7 +12,7 @@ use mswoole_core::services::{BoxFuture, Outlet, Timer};
 use mswoole_plugin_api::LogLevel;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::{delivery::Delivery, registry::RegistryError, timers::Timers};
+use crate::{fanout::delivery::Delivery, plugins::timers::Timers, registry::RegistryError};
 
 /// The host's [`Outlet`].
 pub struct HostOutlet {

@@ -21,7 +21,7 @@ use notify::{
 use tokio::sync::mpsc;
 
 use super::{stamp, Plugins};
-use crate::shutdown::Shutdown;
+use crate::runtime::shutdown::Shutdown;
 
 /// Quiet time after the last event before a scan.
 const QUIET: Duration = Duration::from_millis(300);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::{Cipher, DEFAULT_KEY};
+use crate::edge::auth::{Cipher, DEFAULT_KEY};
 
 /// `[outside]`: the client-facing WebSocket listener.
 #[derive(Debug, Clone, Deserialize)]
@@ -981,7 +981,7 @@ mod tests {
 
     #[test]
     fn shipped_file_is_the_defaults() {
-        let text = include_str!("../../config/app.toml");
+        let text = include_str!("../../../config/app.toml");
         let mut c = parse(text).expect("config/app.toml must parse");
         assert_eq!(c.module_config("index"), json!({"debug_actions": false}));
         assert!(
@@ -1135,7 +1135,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mswoole-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("app.toml");
-        std::fs::write(&file, include_str!("../../config/app.toml")).expect("write");
+        std::fs::write(&file, include_str!("../../../config/app.toml")).expect("write");
         let c = Config::load(&file).expect("load");
         assert_eq!(c.runtime.dir, dir.join("runtime"));
         std::fs::write(&file, "[limits]\nouthound_queue = 1\n").expect("write");

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{clients::Clients, outbound::CloseRequest, shutdown::Shutdown};
+use crate::{
+    fanout::clients::Clients, fanout::outbound::CloseRequest, runtime::shutdown::Shutdown,
+};
 
 /// When client `index` of `count` is closed, counted from the start of the drain.
 pub fn offset(index: usize, count: usize, drain: Duration) -> Duration {

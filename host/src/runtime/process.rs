@@ -1,5 +1,5 @@
 //! What the host leaves on the machine: the pid file, the manager address file, and
-//! its open-file limit (the log is [`crate::log_file`]'s).
+//! its open-file limit (the log is [`crate::telemetry::log_file`]'s).
 
 use std::{
     fs,

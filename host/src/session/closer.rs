@@ -14,8 +14,8 @@ use std::sync::Arc;
 use mswoole_core::close::close_sequence;
 
 use crate::{
-    clients::Clients,
-    handover,
+    cluster::handover,
+    fanout::clients::Clients,
     identity::{node_of, Identity},
     plugins::Plugins,
     registry::Registry,

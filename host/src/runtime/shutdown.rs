@@ -1,7 +1,7 @@
 //! Stop signals, in the steps a graceful stop needs.
 //!
 //! `stopping` fires first: the listener answers 503 to new upgrades and to
-//! `/healthz` while the drain ([`crate::drain`]) closes clients with 1012, spread over
+//! `/healthz` while the drain ([`crate::app::drain`]) closes clients with 1012, spread over
 //! `shutdown.drain_s`. `hurried` fires on a second SIGTERM or SIGINT: the drain closes
 //! the rest at once. `closed` fires once every connection is done and modules had
 //! `onShutdown`: then the listeners go away.

@@ -3,6 +3,8 @@
 //! Every command but `start` and `token` talks to the manager port of the same
 //! config and exits non-zero with a one-line reason when it gets no answer.
 
+pub mod new_module;
+
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -15,9 +17,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    auth::TokenCodec,
     config::Config,
-    process::{self, MANAGER_FILE, PID_FILE},
+    edge::auth::TokenCodec,
+    runtime::process::{self, MANAGER_FILE, PID_FILE},
 };
 
 /// Prints to stdout; a closed pipe (`mswoole status | head`) is not an error worth a panic.
@@ -163,13 +165,13 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
                     .and_then(|exe| exe.parent().map(Path::to_path_buf))
                     .unwrap_or_default(),
             };
-            let request = crate::new_module::Request {
+            let request = crate::cli::new_module::Request {
                 path: path.unwrap_or_else(|| PathBuf::from(name.to_ascii_lowercase())),
-                source: source.unwrap_or_else(crate::new_module::built_from),
+                source: source.unwrap_or_else(crate::cli::new_module::built_from),
                 name,
                 plugin_dir,
             };
-            let written = crate::new_module::write(&request)?;
+            let written = crate::cli::new_module::write(&request)?;
             emitln!(
                 "wrote module {} in {} ({} files); next: cd {} && cargo build --release && cargo test",
                 request.name,

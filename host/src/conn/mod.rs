@@ -16,11 +16,14 @@
 //! when the socket cannot take the close frame within [`CLOSE_GRACE`] (a slow consumer
 //! that stopped reading), the connection ends with a TCP reset instead, so the client
 //! can tell it apart from an orderly end (README, "Bad input"). Whatever ends the
-//! connection, the close sequence runs ([`crate::closer`]).
+//! connection, the close sequence runs ([`crate::session::closer`]).
 //!
 //! Each message is counted against `limits.messages_per_s` as it arrives
 //! ([`MessageRate`]): one over the rate waits in line like the others and is answered
 //! 429 in its turn; a client over it for `limits.rate_close_after_s` is closed with 1008.
+
+pub mod frame_error;
+pub mod rate_limit;
 
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -37,21 +40,21 @@ use tokio_tungstenite::{
 use tracing::Level;
 
 use crate::{
-    clients::{ClientHandle, STALL},
+    app::shared::Shared,
+    conn::frame_error::ReadFailure,
+    conn::rate_limit::{MessageRate, Verdict},
     envelope::Envelope,
     error::CallError,
-    frame_error::{self, ReadFailure},
+    fanout::clients::{ClientHandle, STALL},
+    fanout::outbound::{self, CloseRequest, Inbox, Mail, Outbound},
     identity::Identity,
-    log_limit,
     message::{self, Inbound},
-    metrics,
-    outbound::{self, CloseRequest, Inbox, Mail, Outbound},
     plugins::bridge,
-    rate_limit::{MessageRate, Verdict},
     router,
-    session::Session,
-    sessions::Parked,
-    shared::Shared,
+    session::replay::Session,
+    session::Parked,
+    telemetry::log_limit,
+    telemetry::metrics,
 };
 
 /// The acknowledgement every valid message gets first (MSwoole's text), prebuilt.

@@ -41,15 +41,16 @@ use serde::{Deserialize, Serialize};
 use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
-    clients::{ClientHandle, Clients},
-    closer::Closer,
+    cluster::Peers,
     config::Config,
+    fanout::clients::{ClientHandle, Clients},
+    fanout::outbound::{self, Inbox, Outbound},
     identity::{node_of, Identity},
-    outbound::{self, Inbox, Outbound},
-    registry::{Peers, Registry, FDNODE},
-    session::{NotResumed, Replay, ReplayState},
-    sessions::{Parked, Resumed, Sessions, Taken},
-    shutdown::Shutdown,
+    registry::{Registry, FDNODE},
+    runtime::shutdown::Shutdown,
+    session::closer::Closer,
+    session::replay::{NotResumed, Replay, ReplayState},
+    session::{Parked, Resumed, Sessions, Taken},
 };
 
 /// How long the claimant waits for the nodes to answer `locate`.
@@ -427,7 +428,7 @@ impl Handover {
         if self.send(Some(from), &handover).await == 0 {
             tracing::warn!(%fd, node = %from, "handover: the claiming node is gone; the session is lost");
         }
-        crate::metrics::session_moved();
+        crate::telemetry::metrics::session_moved();
         tracing::info!(%fd, node = %from, "session moved to another node");
         let moved = Message::Moved {
             fd,

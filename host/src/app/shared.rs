@@ -5,9 +5,9 @@ use std::{sync::Arc, time::Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
-    auth::TokenCodec, clients::Clients, closer::Closer, config::Config, delivery::Delivery,
-    handover::Handover, identity::FdIds, plugins::Plugins, registry::Registry, sessions::Sessions,
-    shutdown::Shutdown,
+    cluster::handover::Handover, config::Config, edge::auth::TokenCodec, fanout::clients::Clients,
+    fanout::delivery::Delivery, identity::FdIds, plugins::Plugins, registry::Registry,
+    runtime::shutdown::Shutdown, session::closer::Closer, session::Sessions,
 };
 
 /// Read buffer per connection. tungstenite's default (128 KiB, zero-filled before

@@ -6,7 +6,7 @@
 //! `WEBSOCKET_NODES`. A frame for a connection on another node goes through
 //! pub/sub (channel `<prefix>node:<node>`, or `<prefix>all` for everyone): at most
 //! once, like the WebSocket itself. The same channels carry the messages by which
-//! nodes move a resumable session between them ([`Peers`], `crate::handover`); a
+//! nodes move a resumable session between them ([`Peers`], `crate::cluster::handover`); a
 //! moved connection's fd still names the node it was born on, so `WEBSOCKET_FDNODE`
 //! records where it lives, and its fd moves to that node's fd set.
 //!
@@ -33,11 +33,11 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use mswoole_core::close::release;
 
-use super::{
-    close_keys_key, controllers_key, Arrivals, Peers, Registry, RegistryError, Result, FDINFO,
-    FDNODE, UIDTOFD,
+use super::{Arrivals, Peers};
+use crate::registry::{
+    close_keys_key, controllers_key, Registry, RegistryError, Result, FDINFO, FDNODE, UIDTOFD,
 };
-use crate::{identity::Identity, shutdown::Shutdown};
+use crate::{identity::Identity, runtime::shutdown::Shutdown};
 
 /// Every command must answer within this, or it counts as Redis being away.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -141,7 +141,7 @@ async fn within<T>(reply: impl std::future::Future<Output = redis::RedisResult<T
         )),
     };
     if outcome.is_err() {
-        crate::metrics::registry_error();
+        crate::telemetry::metrics::registry_error();
     }
     outcome
 }

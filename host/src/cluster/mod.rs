@@ -1,15 +1,16 @@
-//! The fd registry. The trait, the key names and the memory backend live in
-//! `mswoole-core` (the module test kit uses them too); the Redis backend, which
-//! needs sockets, lives here.
+//! Several nodes sharing rooms through one Redis: the Redis registry ([`redis`]: the
+//! registry trait's second backend, node liveness, the outage shadow and the relay
+//! between nodes) and the moves of resumable sessions between nodes ([`handover`]).
+//! The registry trait, its key names and the memory backend live in `mswoole-core`
+//! (the module test kit uses them too).
 
+pub mod handover;
 pub mod redis;
-
-pub use mswoole_core::registry::*;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Where what other nodes relay to this one goes: frame delivery
-/// ([`crate::delivery::Delivery`]), the one path by which a frame reaches a local fd.
+/// ([`crate::fanout::delivery::Delivery`]), the one path by which a frame reaches a local fd.
 pub trait Arrivals: Send + Sync {
     /// Frames for these fds, if they live here; returns those that moved from here to
     /// another node, by node, for the relay to send on.
@@ -22,7 +23,7 @@ pub trait Arrivals: Send + Sync {
 }
 
 /// Where the messages by which nodes move resumable sessions go
-/// ([`crate::handover::Handover`]).
+/// ([`crate::cluster::handover::Handover`]).
 pub trait Peers: Send + Sync {
     /// A message another node sent (never blocks: what takes time runs in its own task).
     fn receive(&self, payload: String);

@@ -25,8 +25,8 @@ use std::{
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::{
+    fanout::outbound::{CloseRequest, Offer, Outbound},
     identity::Identity,
-    outbound::{CloseRequest, Offer, Outbound},
 };
 
 /// How long a client's socket may take nothing before it is closed as a slow consumer.

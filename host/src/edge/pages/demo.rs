@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Value};
 
-use crate::{auth::TokenCodec, handshake::Head};
+use crate::{edge::auth::TokenCodec, edge::handshake::Head};
 
 /// The big screen: moderation queue, approved messages, wall messages with recall, the poll.
 const WALL: &str = include_str!("demo/wall.html");
@@ -120,7 +120,7 @@ fn mint(codec: &TokenCodec, head: &Head, now: u64) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Cipher, DEFAULT_KEY};
+    use crate::edge::auth::{Cipher, DEFAULT_KEY};
 
     fn get(target: &str) -> Head {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));

@@ -22,7 +22,7 @@ use std::{
 
 use tracing::Level;
 
-use crate::shutdown::Shutdown;
+use crate::runtime::shutdown::Shutdown;
 
 /// Occurrences of one key less than this apart are counted, not written.
 pub const REPEAT: Duration = Duration::from_secs(1);

@@ -13,9 +13,10 @@ use std::{collections::BTreeMap, sync::Arc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
-    clients::Clients,
+    cluster::Arrivals,
+    fanout::clients::Clients,
     identity::node_of,
-    registry::{Arrivals, Registry, RegistryError},
+    registry::{Registry, RegistryError},
 };
 
 /// How far a frame went.

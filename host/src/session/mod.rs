@@ -12,6 +12,9 @@
 //! comes, or a module or the manager closes the session, or its queue overflows, the
 //! window task ends it through [`Closer`]: the close sequence runs then, not at the drop.
 
+pub mod closer;
+pub mod replay;
+
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
@@ -23,12 +26,12 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    clients::Clients,
-    closer::Closer,
     config::Recovery,
+    fanout::clients::Clients,
+    fanout::outbound::{CloseRequest, Inbox, Outbound},
     identity::Identity,
-    outbound::{CloseRequest, Inbox, Outbound},
-    session::{same_owner, NotResumed, Replay},
+    session::closer::Closer,
+    session::replay::{same_owner, NotResumed, Replay},
 };
 
 /// How long a resume waits for a half-open connection's task to hand its session over.

@@ -1,0 +1,32 @@
+//! Signals: SIGTERM and SIGINT stop (a second one hurries the drain), SIGHUP reloads, SIGUSR1
+//! reopens the log file.
+
+use std::sync::Arc;
+
+use crate::{app::shared::Shared, manager, telemetry::log_file::LogFile};
+
+/// SIGTERM and SIGINT stop (a second one skips the rest of the drain); SIGHUP reloads;
+/// SIGUSR1 reopens the log file (logrotate).
+pub async fn signals(shared: Arc<Shared>, log: Arc<LogFile>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM"); shared.shutdown.stop_or_hurry(); }
+            _ = int.recv() => { tracing::info!("SIGINT"); shared.shutdown.stop_or_hurry(); }
+            _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); manager::reload(&shared).await; }
+            _ = usr1.recv() => match log.reopen() {
+                Ok(()) => tracing::info!(file = %log.path().display(), "SIGUSR1: log file reopened"),
+                Err(error) => tracing::error!("SIGUSR1: {error}; logging to stdout only until the next try"),
+            },
+        }
+    }
+}
