@@ -8,7 +8,7 @@
 //! host, so `2` is answered at once and any frame resets the idle timer, but at most
 //! [`MAX_PENDING`] messages wait before reading pauses; and while the socket does
 //! not drain, the task waits on it and reads nothing (back-pressure on this
-//! connection only), up to [`STALL`], or until a close request arrives (a slow
+//! connection only), up to `limits.slow_consumer_s`, or until a close request arrives (a slow
 //! consumer's queue asks for one when it goes past `limits.outbound_bytes`).
 //!
 //! A frame that breaks RFC 6455 fails the connection with the close code
@@ -45,7 +45,7 @@ use crate::{
     conn::rate_limit::{MessageRate, Verdict},
     envelope::Envelope,
     error::CallError,
-    fanout::clients::{ClientHandle, STALL},
+    fanout::clients::ClientHandle,
     fanout::outbound::{self, CloseRequest, Inbox, Mail, Outbound},
     identity::Identity,
     message::{self, Inbound},
@@ -86,7 +86,7 @@ enum End {
     /// A module or the manager closed it: 1000.
     Kicked,
     /// The client's queue went past `limits.outbound_bytes`, or its socket took nothing
-    /// for [`STALL`]: 1008 `slow consumer`.
+    /// for `limits.slow_consumer_s`: 1008 `slow consumer`.
     SlowConsumer,
     /// Over `limits.messages_per_s` for `limits.rate_close_after_s`: 1008 `rate limit`.
     RateLimited,
@@ -386,15 +386,25 @@ impl Handler {
         if self.ending.is_none() {
             self.unflushed = true;
             metrics::frame_sent();
-            self.ending = bounded(self.socket.feed(frame), &self.inbox).await.err();
+            self.ending = {
+                let stall = self.stall();
+                bounded(self.socket.feed(frame), &self.inbox, stall).await
+            }
+            .err();
         }
+    }
+
+    /// How long the socket may take nothing before the client is a slow consumer.
+    fn stall(&self) -> Duration {
+        Duration::from_secs(self.shared.config.limits.slow_consumer_s)
     }
 
     /// Sends what was written; `Some` when the connection must end instead.
     async fn flush(&mut self) -> Option<End> {
         if self.ending.is_none() && self.unflushed {
             self.unflushed = false;
-            match bounded(self.socket.flush(), &self.inbox).await {
+            let stall = self.stall();
+            match bounded(self.socket.flush(), &self.inbox, stall).await {
                 // What the task took from its queue is out of this process now.
                 Ok(()) => self.inbox.flushed(),
                 Err(end) => self.ending = Some(end),
@@ -504,14 +514,18 @@ impl Handler {
     }
 }
 
-/// Runs a write or a flush until it is done, the socket has taken nothing for [`STALL`]
+/// Runs a write or a flush until it is done, the socket has taken nothing for `stall`
 /// (a slow consumer), or another task asks the connection to close — whichever comes
 /// first. A socket that can take the bytes wins over a close request already made, so
 /// replies written before a module's `close` still go out.
-async fn bounded(io: impl Future<Output = Result<(), WsError>>, inbox: &Inbox) -> Result<(), End> {
+async fn bounded(
+    io: impl Future<Output = Result<(), WsError>>,
+    inbox: &Inbox,
+    stall: Duration,
+) -> Result<(), End> {
     tokio::select! {
         biased;
-        done = tokio::time::timeout(STALL, io) => match done {
+        done = tokio::time::timeout(stall, io) => match done {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::ClientGone),
             Err(_) => Err(End::SlowConsumer),

@@ -19,7 +19,6 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
     },
-    time::Duration,
 };
 
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -28,9 +27,6 @@ use crate::{
     fanout::outbound::{CloseRequest, Offer, Outbound},
     identity::Identity,
 };
-
-/// How long a client's socket may take nothing before it is closed as a slow consumer.
-pub const STALL: Duration = Duration::from_secs(10);
 
 /// What other tasks hold of a connection.
 #[derive(Debug, Clone)]

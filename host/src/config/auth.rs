@@ -1,0 +1,35 @@
+//! `[auth]`: the handshake token (docs/PROTOCOL.md, "Tokens").
+
+use serde::Deserialize;
+use smart_default::SmartDefault;
+
+use super::check::non_empty;
+use crate::edge::auth::{Cipher, DEFAULT_KEY};
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize, SmartDefault)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Whether a token is required; without one a client gets the anonymous identity.
+    #[default(true)]
+    pub required: bool,
+    /// Cipher key, padded with `0` (or cut) to the cipher's key size.
+    #[default(DEFAULT_KEY.into())]
+    pub key: String,
+    /// `3des-ecb` (MSwoole) or `des-cbc`.
+    pub cipher: Cipher,
+    /// IV for `des-cbc`; `None` uses the key's first 8 bytes.
+    pub iv: Option<String>,
+    /// Maximum token age in seconds from its `ctime`; 0 = no limit.
+    pub max_age_s: u64,
+}
+
+impl Auth {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        non_empty("auth.key", &self.key)?;
+        match &self.iv {
+            Some(iv) => non_empty("auth.iv", iv),
+            None => Ok(()),
+        }
+    }
+}
