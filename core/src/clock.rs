@@ -70,3 +70,12 @@ impl Clock for ManualClock {
         Duration::from_millis(self.millis.load(Ordering::SeqCst))
     }
 }
+
+/// The kit's clock is what its connections' message rates count on.
+impl governor::clock::Clock for ManualClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Clock::now(self)
+    }
+}

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use crate::services::BoxFuture;
+use crate::future::BoxFuture;
 
 /// The kinds of failure; `TooLarge` and `BadUrl` serve HTTP too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

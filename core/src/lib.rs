@@ -17,14 +17,17 @@
 //! - [`io`]: databases and HTTP as a module reaches them (the work is the host's or the kit's).
 //! - [`services`]: the host API a module calls, on top of a registry and an outlet.
 //! - [`close`]: the close sequence every connection ends with.
+//! - [`engine`]: one connection's scheduler, its end and rate, timer rules, module loading.
 //! - [`boundary`]: values into and out of a module, converted once.
 //! - [`clock`]: time, real or simulated.
 
 pub mod boundary;
 pub mod clock;
 pub mod close;
+pub mod engine;
 pub mod envelope;
 pub mod error;
+pub mod future;
 pub mod identity;
 pub mod io;
 pub mod message;

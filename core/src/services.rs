@@ -10,7 +10,7 @@
 //! This handle holds the registry and the outlet, never the plugin table, so
 //! modules and the host never keep each other alive in a cycle.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -30,8 +30,7 @@ use crate::{
     registry::{close_keys_key, controllers_key, is_host_key, Registry, RegistryError},
 };
 
-/// A boxed future, as the outlet hands them out.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub use crate::future::BoxFuture;
 
 /// Where a module's frames, closes, sleeps and log lines go.
 #[async_trait]

@@ -1,5 +1,6 @@
 //! How fast one connection may send: `limits.messages_per_s` with a burst of
-//! `limits.messages_burst` (README.md, "Bad input"; docs/PROTOCOL.md).
+//! `limits.messages_burst` (README.md, "Bad input"; docs/PROTOCOL.md). The host counts on
+//! the real clock, the module test kit on its manual one.
 //!
 //! Why: one client in a loop would otherwise take a module's whole attention and the
 //! registry's with it. A phone sends a few messages a second at most, so the defaults
@@ -54,11 +55,23 @@ impl MessageRate {
     }
 }
 
+/// One message's verdict, as the per-connection engine asks for it.
+pub trait Rate {
+    /// Takes one message's token, if there is one.
+    fn check(&mut self) -> Verdict;
+}
+
+impl<C: Clock + Clone> Rate for MessageRate<C> {
+    fn check(&mut self) -> Verdict {
+        MessageRate::check(self)
+    }
+}
+
 impl<C: Clock + Clone> MessageRate<C> {
     /// The limit on a given clock (tests use governor's fake clock).
     pub fn with_clock(per_s: u32, burst: u32, close_after_s: u64, clock: C) -> Self {
         let bucket = NonZeroU32::new(per_s).map(|rate| {
-            // config.rs requires a burst > 0 when the limit is on; 1 is the least that works.
+            // The config requires a burst > 0 when the limit is on; 1 is the least that works.
             let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
             RateLimiter::direct_with_clock(
                 Quota::per_second(rate).allow_burst(burst),
