@@ -1,77 +1,76 @@
-//! Simulated connections: what the host's connection task does with a client's
-//! frames, without the socket.
+//! Simulated connections: the host's per-connection engine (`mswoole_core::engine`),
+//! driven without a socket.
 //!
-//! The order of what a client receives follows the host's: a message's ack comes
-//! first; a reply that needs nothing from the host is written at once, before
-//! frames other connections queued meanwhile; while a call waits (on `sleep`, say),
-//! queued frames are written as they come and the reply follows when it is done.
-//! Messages of one connection run one at a time, in order. Bad input is answered
-//! 400 once the messages before it are answered, then the connection is closed.
+//! The kit does what the host's connection task does around the engine, and nothing
+//! more: it hands the engine the client's frames, writes what the engine says to write,
+//! polls the call in flight, and at each wait writes the frames other connections
+//! queued and passes on close requests (a module's or the manager's close, the host's
+//! stop). The order of what a client receives, the close codes and the 400/429 answers
+//! are the engine's, so they are the host's.
 
 use std::{
-    collections::VecDeque,
-    future::Future,
-    pin::Pin,
     sync::{Arc, Weak},
-    task::Poll,
-    time::Duration,
+    task::{Context, Waker},
 };
 
 use async_trait::async_trait;
 use mswoole_core::{
     boundary,
+    clock::ManualClock,
     close::{close_sequence, CloseHooks},
-    envelope::Envelope,
+    engine::{
+        end::{CloseRequest, End},
+        rate::MessageRate,
+        scheduler::{CallFuture, Dispatch, Observe, Scheduler, Step},
+    },
     error::CallError,
     identity::Identity,
-    message::{self, Inbound},
-    router::{self, module_name},
+    router::{module_name, Route},
+    spec::Target,
 };
 use mswoole_plugin_api::LogLevel;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::{outlet::deadline, poll_once, Inner};
+use crate::{outlet::deadline, poll_once, Inner, Loaded};
 
-/// The acknowledgement every valid message gets first, as the host writes it.
-const ACK: &str = r#"{"status":200,"event":"receiveMessage","info":"服务端已收到您的请求内容"}"#;
-
-type CallFuture = Pin<Box<dyn Future<Output = Result<Option<Envelope>, CallError>> + Send>>;
-
-/// A call that is waiting.
-pub(crate) struct InFlight {
-    future: CallFuture,
-    /// `Module.Controller.action`, for the log.
-    label: String,
-}
+/// A connection's engine, counting its message rate on the kit's clock.
+type Engine = Scheduler<MessageRate<ManualClock>>;
 
 /// One simulated connection.
 pub(crate) struct ConnState {
     identity: Arc<Identity>,
-    /// Messages waiting behind the call in progress, as `(method, body)`.
-    pending: VecDeque<(String, Map<String, Value>)>,
-    in_flight: Option<InFlight>,
-    /// Bad input seen: the close code that follows the 400.
-    bad_input: Option<u16>,
+    /// Its engine; out of the state while the kit steps it (a module may queue frames
+    /// for this connection meanwhile), and gone once it ended.
+    engine: Option<Box<Engine>>,
     /// Frames other connections (or the module) queued for this one.
     pub(crate) mail: Vec<String>,
+    /// A close request, passed on at the engine's next wait.
+    pub(crate) closing: Option<CloseRequest>,
     /// Frames written to the client and not yet taken by the test.
     received: Vec<String>,
-    /// A module or the manager closed it.
-    pub(crate) kicked: bool,
     /// Ended: `Some(code)` the close code the host sent (`None` inside: none).
     ended: Option<Option<u16>>,
 }
 
 impl ConnState {
-    pub(crate) fn new(identity: Identity) -> Self {
+    pub(crate) fn new(inner: &Inner, identity: Identity) -> Self {
+        let options = &inner.options;
+        let rate = MessageRate::with_clock(
+            options.messages_per_s,
+            options.messages_burst,
+            options.rate_close_after_s,
+            inner.clock.clone(),
+        );
         ConnState {
             identity: Arc::new(identity),
-            pending: VecDeque::new(),
-            in_flight: None,
-            bad_input: None,
+            engine: Some(Box::new(Scheduler::new(
+                options.ack,
+                options.escape_html,
+                rate,
+            ))),
             mail: Vec::new(),
+            closing: None,
             received: Vec::new(),
-            kicked: false,
             ended: None,
         }
     }
@@ -113,26 +112,32 @@ impl Conn {
     /// Sends a text frame as is (`2` is the ping; anything but a JSON object with a
     /// string `method` is bad input: 400, then close 1007).
     pub fn send_text(&self, text: &str) -> Vec<Value> {
-        self.receive_frame(|conn| match message::parse(text) {
-            Ok(Inbound::Ping) => conn.received.push("3".into()),
-            Ok(Inbound::Message { method, body }) => conn.pending.push_back((method, body)),
-            Err(_) => conn.bad_input = Some(1007),
-        })
+        self.receive(|engine| engine.text(text))
     }
 
     /// Sends a binary frame: 400, then close 1003.
     pub fn send_binary(&self) -> Vec<Value> {
-        self.receive_frame(|conn| conn.bad_input = Some(1003))
+        self.receive(|engine| {
+            engine.binary();
+            None
+        })
     }
 
-    fn receive_frame(&self, read: impl FnOnce(&mut ConnState)) -> Vec<Value> {
-        {
+    /// Hands a frame to the engine (the host reads nothing more after bad input), then
+    /// runs everything.
+    fn receive(&self, read: impl FnOnce(&mut Engine) -> Option<End>) -> Vec<Value> {
+        let ended = {
             let mut state = self.inner.state();
             match state.conns.get_mut(&self.fd) {
-                // The host stops reading once it saw bad input.
-                Some(conn) if conn.is_open() && conn.bad_input.is_none() => read(conn),
-                _ => {}
+                Some(conn) => match conn.engine.as_deref_mut() {
+                    Some(engine) if engine.reading() => read(engine),
+                    _ => None,
+                },
+                None => None,
             }
+        };
+        if let Some(end) = ended {
+            finish(&self.inner, &self.fd, end);
         }
         run(&self.inner);
         self.take()
@@ -159,7 +164,7 @@ impl Conn {
     /// The client closes the connection (or it drops): a call in progress is
     /// abandoned and the close sequence runs.
     pub fn close(&self) {
-        end(&self.inner, &self.fd, None);
+        finish(&self.inner, &self.fd, End::ClientGone);
         run(&self.inner);
     }
 
@@ -170,8 +175,8 @@ impl Conn {
     }
 
     /// The close code the host sent when it ended the connection (1000 closed by a
-    /// module, 1001 shutdown, 1003 binary, 1007 bad input); `None` while open or
-    /// when the client closed.
+    /// module or idle, 1003 binary, 1007 bad input, 1008 over its rate, 1012 the host
+    /// stopped); `None` while open or when the client closed.
     pub fn close_code(&self) -> Option<u16> {
         let state = self.inner.state();
         state
@@ -179,13 +184,6 @@ impl Conn {
             .get(&self.fd)
             .and_then(|conn| conn.ended.flatten())
     }
-}
-
-/// What one connection does next.
-enum Step {
-    Poll(InFlight),
-    Start(String, Map<String, Value>),
-    End(u16),
 }
 
 /// Runs every connection, timer and task until nothing moves without time passing
@@ -206,233 +204,93 @@ pub(crate) fn run_once(inner: &Arc<Inner>) -> bool {
     for fd in &fds {
         moved |= step(inner, fd);
     }
-    moved |= fire_timers(inner);
+    moved |= crate::outlet::fire_timers(inner);
     moved |= run_tasks(inner);
     moved
 }
 
-/// Starts `on_timer` for every timer that is due, as the host's timer tasks do:
-/// on the module's current version, a repeating one re-armed, a tick skipped while
-/// the previous `on_timer` of that name still runs.
-fn fire_timers(inner: &Arc<Inner>) -> bool {
-    let now = inner.now();
-    let due: Vec<(String, String, String)> = {
-        let mut state = inner.state();
-        let mut due = Vec::new();
-        let mut finished = Vec::new();
-        for (key, armed) in state.timers.iter_mut() {
-            if armed.due > now {
-                continue;
-            }
-            let period = Duration::from_millis(armed.timer.millis.max(1));
-            if armed.timer.repeat {
-                while armed.due <= now {
-                    armed.due += period;
-                }
-            } else {
-                finished.push(key.clone());
-            }
-            if !armed.running {
-                armed.running = armed.timer.repeat;
-                due.push((key.0.clone(), key.1.clone(), armed.timer.payload.clone()));
-            }
-        }
-        for key in finished {
-            state.timers.remove(&key);
-        }
-        let next: Vec<Duration> = state.timers.values().map(|armed| armed.due).collect();
-        state.wakeups.extend(next);
-        due
-    };
-    let fired = !due.is_empty();
-    for (module, name, payload) in due {
-        let Some(loaded) = inner.module(&module) else {
-            continue;
-        };
-        let hook = deadline(
-            inner,
-            loaded.module.on_timer(name.as_str().into(), payload.into()),
-        );
-        let weak = Arc::downgrade(inner);
-        let task = async move {
-            let outcome = hook.await;
-            drop(loaded);
-            let Some(inner) = weak.upgrade() else {
-                return;
-            };
-            if let Err(error) = outcome {
-                inner.log(
-                    LogLevel::Error,
-                    &module,
-                    format!("onTimer {name} failed: {error}"),
-                );
-            }
-            let mut state = inner.state();
-            if let Some(armed) = state.timers.get_mut(&(module.clone(), name.clone())) {
-                armed.running = false;
-            }
-        };
-        inner.state().tasks.push(Box::pin(task));
-    }
-    fired
-}
-
-/// Advances one connection as far as it goes; `true` if anything happened.
+/// Drives one connection's engine until it waits or ends; `true` if anything happened.
 fn step(inner: &Arc<Inner>, fd: &str) -> bool {
+    let (mut engine, identity) = {
+        let mut state = inner.state();
+        let Some(conn) = state.conns.get_mut(fd).filter(|conn| conn.is_open()) else {
+            return false;
+        };
+        let Some(engine) = conn.engine.take() else {
+            return false;
+        };
+        (engine, conn.identity.clone())
+    };
+    let dispatch = KitDispatch { inner };
+    let mut observe = KitObserve { inner };
     let mut moved = false;
-    loop {
-        let next = {
-            let mut state = inner.state();
-            let Some(conn) = state.conns.get_mut(fd).filter(|c| c.is_open()) else {
-                return moved;
-            };
-            if let Some(call) = conn.in_flight.take() {
-                Step::Poll(call)
-            } else if let Some((method, body)) = conn.pending.pop_front() {
-                if inner.options.ack {
-                    conn.received.push(ACK.into());
+    let ended = loop {
+        if engine.calling() {
+            let mut cx = Context::from_waker(Waker::noop());
+            moved |= engine.poll_call(&mut cx).is_ready();
+        }
+        match engine.step(&identity, &dispatch, &mut observe) {
+            Step::Write(text) => {
+                moved = true;
+                received(inner, fd, vec![text.into_owned()]);
+            }
+            Step::End(end) => break Some(end),
+            Step::Wait => {
+                // What waits for a connection that waits: close requests, then frames.
+                let (mail, closing) = {
+                    let mut state = inner.state();
+                    match state.conns.get_mut(fd) {
+                        Some(conn) => (std::mem::take(&mut conn.mail), conn.closing.take()),
+                        None => (Vec::new(), None),
+                    }
+                };
+                if let Some(request) = closing {
+                    engine.close(request);
+                    continue;
                 }
-                Step::Start(method, body)
-            } else if let Some(code) = conn.bad_input {
-                conn.received
-                    .push(CallError::BadRequest.envelope().to_json());
-                Step::End(code)
-            } else if !conn.mail.is_empty() {
-                let mail = std::mem::take(&mut conn.mail);
-                conn.received.extend(mail);
+                if mail.is_empty() {
+                    break None;
+                }
                 moved = true;
-                continue;
-            } else if conn.kicked {
-                Step::End(1000)
-            } else {
-                return moved;
+                received(inner, fd, mail);
             }
-        };
-        let call = match next {
-            Step::Start(method, body) => {
-                moved = true;
-                start(inner, fd, &method, body)
+        }
+    };
+    match ended {
+        Some(end) => {
+            drop(engine);
+            finish(inner, fd, end);
+            true
+        }
+        None => {
+            if let Some(conn) = inner.state().conns.get_mut(fd) {
+                conn.engine = Some(engine);
             }
-            Step::Poll(call) => call,
-            Step::End(code) => {
-                end(inner, fd, Some(code));
-                return true;
-            }
-        };
-        if finish(inner, fd, call) {
-            moved = true;
-        } else {
-            // Waiting: frames queued meanwhile are written, the reply follows later.
-            return deliver_mail(inner, fd) || moved;
+            moved
         }
     }
 }
 
-/// Writes the frames queued for `fd`; `true` if there were any.
-fn deliver_mail(inner: &Inner, fd: &str) -> bool {
-    let mut state = inner.state();
-    let Some(conn) = state.conns.get_mut(fd) else {
-        return false;
-    };
-    let mail = std::mem::take(&mut conn.mail);
-    let any = !mail.is_empty();
-    conn.received.extend(mail);
-    any
-}
-
-/// Routes a message and starts its call, as the host's connection task does.
-fn start(inner: &Arc<Inner>, fd: &str, method: &str, body: Map<String, Value>) -> InFlight {
-    let escape = inner.options.escape_html;
-    let identity = inner.state().conns.get(fd).map(|c| c.identity.clone());
-    let resolved = router::route(method).and_then(|route| {
-        let loaded = inner
-            .module(&route.module)
-            .ok_or(CallError::ControllerNotFound)?;
-        let target = loaded.spec.target(&route)?;
-        Ok((loaded, target))
-    });
-    let (loaded, target, identity) = match (resolved, identity) {
-        (Ok((loaded, target)), Some(identity)) => (loaded, target, identity),
-        (Err(error), _) => {
-            return InFlight {
-                future: Box::pin(std::future::ready(Err(error))),
-                label: method.into(),
-            }
-        }
-        (Ok(_), None) => {
-            return InFlight {
-                future: Box::pin(std::future::ready(Ok(None))),
-                label: method.into(),
-            }
-        }
-    };
-    let label = format!(
-        "{}.{}.{}",
-        loaded.spec.name, target.controller, target.action
-    );
-    let prepared = message::prepare(body, identity.injection(escape), escape);
-    let call = boundary::call(fd, target, prepared);
-    let reply = deadline(inner, loaded.module.call(call));
-    let future = async move {
-        // The version that serves the call stays loaded until it returns.
-        let _serving = loaded;
-        let reply = reply.await?;
-        reply
-            .into_option()
-            .map(boundary::render)
-            .transpose()
-            .map_err(CallError::Failed)
-    };
-    InFlight {
-        future: Box::pin(future),
-        label,
+/// Frames written to `fd`'s client.
+fn received(inner: &Inner, fd: &str, frames: Vec<String>) {
+    if let Some(conn) = inner.state().conns.get_mut(fd) {
+        conn.received.extend(frames);
     }
 }
 
-/// Polls a call once; writes its reply and returns `true` when it is done,
-/// otherwise puts it back and returns `false`.
-fn finish(inner: &Arc<Inner>, fd: &str, mut call: InFlight) -> bool {
-    let Poll::Ready(outcome) = poll_once(&mut call.future) else {
-        if let Some(conn) = inner.state().conns.get_mut(fd) {
-            conn.in_flight = Some(call);
-        }
-        return false;
-    };
-    let envelope = match outcome {
-        Ok(Some(envelope)) => Some(envelope),
-        Ok(None) => None,
-        Err(error) => {
-            if error.is_internal() {
-                let module = call.label.split('.').next().unwrap_or("").to_string();
-                inner.log(
-                    LogLevel::Error,
-                    &module,
-                    format!("call {} failed: {error}", call.label),
-                );
-            }
-            Some(error.envelope())
-        }
-    };
-    if let (Some(envelope), Some(conn)) = (envelope, inner.state().conns.get_mut(fd)) {
-        conn.received.push(envelope.to_json());
-    }
-    true
-}
-
-/// Ends a connection (`code`: the close code the host sends, `None` when the
-/// client went away) and starts its close sequence.
-pub(crate) fn end(inner: &Arc<Inner>, fd: &str, code: Option<u16>) {
-    let (abandoned, identity) = {
+/// Ends a connection for `end` (its close code is what the host would send) and starts
+/// its close sequence; a call in progress is abandoned.
+pub(crate) fn finish(inner: &Arc<Inner>, fd: &str, end: End) {
+    let (engine, identity) = {
         let mut state = inner.state();
         let Some(conn) = state.conns.get_mut(fd).filter(|c| c.is_open()) else {
             return;
         };
-        conn.ended = Some(code);
-        conn.pending.clear();
-        (conn.in_flight.take(), conn.identity.clone())
+        conn.ended = Some(end.close().map(|(code, _)| code.code()));
+        (conn.engine.take(), conn.identity.clone())
     };
     // Dropped outside the lock: the module's future may log while it is dropped.
-    drop(abandoned);
+    drop(engine);
     let registry = inner.registry.clone();
     let hooks = KitHooks {
         inner: Arc::downgrade(inner),
@@ -451,12 +309,78 @@ fn run_tasks(inner: &Arc<Inner>) -> bool {
     let mut waiting = Vec::new();
     for mut task in tasks {
         match poll_once(&mut task) {
-            Poll::Ready(()) => finished = true,
-            Poll::Pending => waiting.push(task),
+            std::task::Poll::Ready(()) => finished = true,
+            std::task::Poll::Pending => waiting.push(task),
         }
     }
     inner.state().tasks.extend(waiting);
     finished
+}
+
+/// The kit's modules, as a connection's engine reaches them.
+struct KitDispatch<'a> {
+    inner: &'a Arc<Inner>,
+}
+
+impl Dispatch for KitDispatch<'_> {
+    type Target = (Arc<Loaded>, Target);
+
+    fn resolve(&self, route: &Route) -> Result<Self::Target, CallError> {
+        let loaded = self
+            .inner
+            .module(&route.module)
+            .ok_or(CallError::ControllerNotFound)?;
+        let target = loaded.spec.target(route)?;
+        Ok((loaded, target))
+    }
+
+    fn call(&self, (loaded, target): Self::Target, fd: &str, message: String) -> CallFuture {
+        let reply = deadline(
+            self.inner,
+            loaded.module.call(boundary::call(fd, target, message)),
+        );
+        Box::pin(async move {
+            // The version that serves the call stays loaded until it returns.
+            let _serving = loaded;
+            let reply = reply.await?;
+            reply
+                .into_option()
+                .map(boundary::render)
+                .transpose()
+                .map_err(CallError::Failed)
+        })
+    }
+}
+
+/// Where the kit records a failed call: its log, as the host's log would say it.
+struct KitObserve<'a> {
+    inner: &'a Arc<Inner>,
+}
+
+impl Observe for KitObserve<'_> {
+    fn answered(&mut self, route: Option<&Route>, _: Option<u16>, failure: Option<&CallError>) {
+        let (Some(error), Some(route)) = (failure, route) else {
+            return;
+        };
+        // The module and names as it declared them, as the host's log line has them.
+        let declared = self.inner.module(&route.module).and_then(|loaded| {
+            let target = loaded.spec.target(route).ok()?;
+            let label = format!(
+                "{}.{}.{}",
+                loaded.spec.name, target.controller, target.action
+            );
+            Some((loaded.spec.name.clone(), label))
+        });
+        let (module, label) = declared.unwrap_or_else(|| {
+            let label = format!("{}.{}.{}", route.module, route.controller, route.action);
+            (route.module.clone(), label)
+        });
+        self.inner.log(
+            LogLevel::Error,
+            &module,
+            format!("call {label} failed: {error}"),
+        );
+    }
 }
 
 /// `onClose` through the loaded modules, as the host's plugin table does it.

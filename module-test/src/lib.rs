@@ -37,6 +37,7 @@ mod outlet;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     future::Future,
+    marker::PhantomData,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll, Waker},
@@ -44,15 +45,23 @@ use std::{
 };
 
 use mswoole_core::{
-    boundary,
     clock::{Clock, ManualClock},
+    engine::{
+        end::CloseRequest,
+        loading::{self, Source},
+        timers::TimerTable,
+    },
     identity::{FdIds, Identity},
     io::ModuleIo,
     registry::{memory::MemoryRegistry, RegistryError},
     services::Services,
     spec::ModuleSpec,
 };
-use mswoole_plugin_api::{export, ffi::ModuleBox, LogLevel, Module};
+use mswoole_plugin_api::{
+    export,
+    ffi::{HostApiBox, ModuleBox},
+    LogLevel, Module,
+};
 use serde_json::{Map, Value};
 
 pub use conn::Conn;
@@ -82,6 +91,14 @@ pub struct Options {
     pub databases: BTreeMap<String, String>,
     /// `limits.http_max_response_bytes`: a longer HTTP answer is a `TooLarge` error.
     pub http_max_response_bytes: usize,
+    /// `limits.messages_per_s`: messages one connection may send per second of the kit's
+    /// clock (0 = no limit); more are answered 429 `tooManyRequests`.
+    pub messages_per_s: u32,
+    /// `limits.messages_burst`: messages one connection may send at once above that rate.
+    pub messages_burst: u32,
+    /// `limits.rate_close_after_s`: seconds over the rate before the connection is closed
+    /// with 1008 (0 = never).
+    pub rate_close_after_s: u64,
 }
 
 impl Default for Options {
@@ -94,6 +111,9 @@ impl Default for Options {
             timers_per_module: 1000,
             databases: BTreeMap::new(),
             http_max_response_bytes: 1024 * 1024,
+            messages_per_s: 100,
+            messages_burst: 200,
+            rate_close_after_s: 10,
         }
     }
 }
@@ -131,7 +151,6 @@ struct Loaded {
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Everything the simulated host holds.
-#[derive(Default)]
 struct State {
     /// Loaded modules by normalised name.
     modules: HashMap<String, Arc<Loaded>>,
@@ -143,8 +162,21 @@ struct State {
     log: Vec<LogLine>,
     /// Times something waits for (sleeps, deadlines, timers): `advance` stops at each.
     wakeups: BTreeSet<Duration>,
-    /// Armed timers by (module, name).
-    timers: BTreeMap<(String, String), outlet::Armed>,
+    /// Armed timers, each with when it fires next.
+    timers: TimerTable<Duration>,
+}
+
+impl State {
+    fn new(options: &Options) -> Self {
+        State {
+            modules: HashMap::new(),
+            conns: BTreeMap::new(),
+            tasks: Vec::new(),
+            log: Vec::new(),
+            wakeups: BTreeSet::new(),
+            timers: TimerTable::new(options.timers_per_module),
+        }
+    }
 }
 
 /// The shared inside of a [`TestHost`].
@@ -220,11 +252,11 @@ impl TestHost {
         .unwrap_or_else(|e| panic!("mswoole-module-test: {e}"));
         TestHost {
             inner: Arc::new(Inner {
+                state: Mutex::new(State::new(&options)),
                 options,
                 clock,
                 registry,
                 ids: FdIds::new("test"),
-                state: Mutex::default(),
                 io: Arc::new(io),
                 in_flight,
             }),
@@ -233,62 +265,60 @@ impl TestHost {
 
     /// Loads a module as the host loads a plugin: its declaration is checked and
     /// normalised, it is constructed with `config` (its `[modules.<Name>]` table)
-    /// through its export wrapper. Errors are the host's refusal reasons.
+    /// through its export wrapper, then `on_start` runs. Errors are the host's refusal
+    /// reasons (the same sequence: `mswoole_core::engine::loading`).
     pub fn load<M: Module>(&self, config: Value) -> Result<(), String> {
-        let (spec, module) = self.construct::<M>(&config)?;
-        self.start(&spec.name, &module)?;
-        self.install(spec, module);
-        Ok(())
+        let source = TypeSource::<M>(PhantomData);
+        let spec = loading::declared(&source)?;
+        self.prepare(&source, spec, &config, None)
     }
 
     /// Swaps in a new version of an already loaded module, as a hot swap does: the
     /// old version's exported state is imported into the new one (a failed import
     /// refuses it and the old version keeps serving).
     pub fn swap<M: Module>(&self, config: Value) -> Result<(), String> {
-        let (spec, module) = self.construct::<M>(&config)?;
+        let source = TypeSource::<M>(PhantomData);
+        let spec = loading::declared(&source)?;
         let old = self
             .inner
             .module(&spec.name)
             .ok_or_else(|| format!("module {} is not loaded", spec.name))?;
-        boundary::hand_over(&spec.name, &old.module, &module)?;
-        self.start(&spec.name, &module)?;
-        self.install(spec, module);
-        Ok(())
+        self.prepare(&source, spec, &config, Some(&old.module))
     }
 
-    /// Runs a constructed version's `on_start`, as the host does before it serves;
-    /// an error refuses it. It must finish without the clock moving.
-    fn start(&self, name: &str, module: &ModuleBox) -> Result<(), String> {
-        let mut started = outlet::deadline(&self.inner, module.on_start());
-        loop {
-            if let Poll::Ready(outcome) = poll_once(&mut started) {
-                return outcome.map_err(|error| format!("on_start of {name} failed: {error}"));
-            }
-            if !conn::run_once(&self.inner) && !self.inner.in_flight.wait() {
-                return Err(format!(
-                    "on_start of {name} waits for time to pass: the kit runs it with the clock stopped"
-                ));
-            }
-        }
-    }
-
-    fn construct<M: Module>(&self, config: &Value) -> Result<(ModuleSpec, ModuleBox), String> {
-        let info =
-            Result::from(export::describe::<M>()).map_err(|e| format!("describe failed: {e}"))?;
-        let spec = ModuleSpec::from_info(&info, true)?;
+    /// Constructs, configures, hands state over and starts a version, then installs it.
+    /// `on_start` must finish without the clock moving.
+    fn prepare<M: Module>(
+        &self,
+        source: &TypeSource<M>,
+        spec: ModuleSpec,
+        config: &Value,
+        previous: Option<&ModuleBox>,
+    ) -> Result<(), String> {
+        let name = spec.name.clone();
         let services = Services {
             registry: self.inner.registry.clone(),
             outlet: Arc::new(KitOutlet::new(&self.inner)),
             io: self.inner.io.clone(),
             module: spec.name.as_str().into(),
         };
-        let module = Result::from(export::construct::<M>(
-            services.into_handle(),
-            config.to_string().into(),
-        ))
-        .map_err(|reason| format!("constructor of {} failed: {reason}", spec.name))?;
-        let spec = boundary::configured(spec, &module)?;
-        Ok((spec, module))
+        let inner = self.inner.clone();
+        let start = move |module: &ModuleBox| outlet::deadline(&inner, module.on_start());
+        let mut preparing = std::pin::pin!(loading::prepare(
+            source, spec, services, config, previous, start
+        ));
+        let prepared = loop {
+            if let Poll::Ready(outcome) = poll_once(&mut preparing) {
+                break outcome?;
+            }
+            if !conn::run_once(&self.inner) && !self.inner.in_flight.wait() {
+                return Err(format!(
+                    "on_start of {name} waits for time to pass: the kit runs it with the clock stopped"
+                ));
+            }
+        };
+        self.install(prepared.spec, prepared.module);
+        Ok(())
     }
 
     fn install(&self, spec: ModuleSpec, module: ModuleBox) {
@@ -338,7 +368,7 @@ impl TestHost {
         self.inner
             .state()
             .conns
-            .insert(fd.clone(), ConnState::new(identity));
+            .insert(fd.clone(), ConnState::new(&self.inner, identity));
         Conn::new(self.inner.clone(), fd)
     }
 
@@ -453,15 +483,18 @@ impl TestHost {
         self.hook_all(|module| module.on_reload());
     }
 
-    /// Stops as the host does: every open connection is closed with 1001 (its close
-    /// sequence runs), timers end, then `onShutdown` runs on every module.
+    /// Stops as the host does: every open connection is closed with 1012 (`service
+    /// restart`; its close sequence runs), timers end, then `onShutdown` runs on every
+    /// module.
     pub fn shutdown(&self) {
-        let fds: Vec<String> = self.inner.state().conns.keys().cloned().collect();
-        for fd in fds {
-            conn::end(&self.inner, &fd, Some(1001));
+        {
+            let mut state = self.inner.state();
+            for conn in state.conns.values_mut().filter(|conn| conn.is_open()) {
+                conn.closing = conn.closing.max(Some(CloseRequest::Shutdown));
+            }
         }
         self.run();
-        self.inner.state().timers.clear();
+        self.inner.state().timers.stop();
         self.hook_all(|module| module.on_shutdown());
     }
 
@@ -481,6 +514,20 @@ impl TestHost {
             self.inner.state().tasks.push(Box::pin(task));
         }
         self.run();
+    }
+}
+
+/// A module type, as the load sequence reads it (the host reads a library).
+struct TypeSource<M>(PhantomData<fn() -> M>);
+
+impl<M: Module> Source for TypeSource<M> {
+    fn describe(&self) -> Result<ModuleSpec, String> {
+        let info = Result::from(export::describe::<M>()).map_err(|e| e.into_string())?;
+        ModuleSpec::from_info(&info, true)
+    }
+
+    fn construct(&self, host: HostApiBox, config: String) -> Result<ModuleBox, String> {
+        Result::from(export::construct::<M>(host, config.into())).map_err(|e| e.into_string())
     }
 }
 

@@ -1,5 +1,6 @@
-//! Where a module's frames, closes, sleeps and log lines go in the kit: the
-//! simulated connections, the manual clock and the kit's log.
+//! Where a module's frames, closes, sleeps, timers and log lines go in the kit: the
+//! simulated connections, the manual clock and the kit's log. Timers follow the host's
+//! rules (`mswoole_core::engine::timers`) on the manual clock.
 
 use std::{
     future::Future,
@@ -13,6 +14,7 @@ use abi_stable::std_types::RResult;
 use async_trait::async_trait;
 use mswoole_core::{
     boundary::module_error,
+    engine::end::CloseRequest,
     error::CallError,
     registry::RegistryError,
     services::{BoxFuture, Outlet, Timer},
@@ -59,7 +61,7 @@ impl Outlet for KitOutlet {
         let mut state = inner.state();
         Ok(match state.conns.get_mut(fd).filter(|c| c.is_open()) {
             Some(conn) => {
-                conn.kicked = true;
+                conn.closing = conn.closing.max(Some(CloseRequest::Kick));
                 true
             }
             None => false,
@@ -91,31 +93,7 @@ impl Outlet for KitOutlet {
         let due = inner
             .now()
             .saturating_add(Duration::from_millis(timer.millis));
-        {
-            let mut state = inner.state();
-            let key = (module.to_string(), timer.name.clone());
-            let limit = inner.options.timers_per_module;
-            if !state.timers.contains_key(&key)
-                && state
-                    .timers
-                    .keys()
-                    .filter(|(owner, _)| owner == module)
-                    .count()
-                    >= limit
-            {
-                return Err(format!(
-                    "module {module} has {limit} timers, the limit (limits.timers_per_module)"
-                ));
-            }
-            state.timers.insert(
-                key,
-                Armed {
-                    timer,
-                    due,
-                    running: false,
-                },
-            );
-        }
+        inner.state().timers.arm(module, timer, |_| due)?;
         inner.wake_at(due);
         Ok(())
     }
@@ -124,21 +102,70 @@ impl Outlet for KitOutlet {
         let Some(inner) = self.inner.upgrade() else {
             return false;
         };
-        let removed = inner
-            .state()
-            .timers
-            .remove(&(module.to_string(), name.to_string()));
+        let removed = inner.state().timers.cancel(module, name);
         removed.is_some()
     }
 }
 
-/// A module's timer in the kit, on the manual clock.
-pub(crate) struct Armed {
-    pub(crate) timer: Timer,
-    /// When it fires next.
-    pub(crate) due: Duration,
-    /// Its `on_timer` is still running: a tick due now is skipped, as in the host.
-    pub(crate) running: bool,
+/// Starts `on_timer` for every timer that is due, as the host's timer tasks do: on the
+/// module's current version, a repeating one re-armed, by the rules of
+/// [`TimerTable`](mswoole_core::engine::timers::TimerTable) (a tick skipped while the
+/// previous `on_timer` of that name still runs, a one-shot forgotten once it fired).
+pub(crate) fn fire_timers(inner: &Arc<Inner>) -> bool {
+    let now = inner.now();
+    let due: Vec<(String, Timer, u64)> = {
+        let mut state = inner.state();
+        let mut ticks = Vec::new();
+        for ((module, name), armed) in state.timers.iter_mut() {
+            if armed.handle > now {
+                continue;
+            }
+            let period = Duration::from_millis(armed.timer.millis.max(1));
+            while armed.handle <= now {
+                armed.handle += period;
+            }
+            ticks.push((module.clone(), name.clone(), armed.id));
+        }
+        let mut due = Vec::new();
+        for (module, name, id) in ticks {
+            if let Some(timer) = state.timers.begin(&module, &name, id) {
+                due.push((module, timer, id));
+            }
+        }
+        let next: Vec<Duration> = state.timers.iter().map(|(_, armed)| armed.handle).collect();
+        state.wakeups.extend(next);
+        due
+    };
+    let fired = !due.is_empty();
+    for (module, timer, id) in due {
+        let Some(loaded) = inner.module(&module) else {
+            continue;
+        };
+        let hook = deadline(
+            inner,
+            loaded
+                .module
+                .on_timer(timer.name.as_str().into(), timer.payload.as_str().into()),
+        );
+        let weak = Arc::downgrade(inner);
+        let task = async move {
+            let outcome = hook.await;
+            drop(loaded);
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            if let Err(error) = outcome {
+                inner.log(
+                    LogLevel::Error,
+                    &module,
+                    format!("onTimer {} failed: {error}", timer.name),
+                );
+            }
+            inner.state().timers.finish(&module, &timer.name, id);
+        };
+        inner.state().tasks.push(Box::pin(task));
+    }
+    fired
 }
 
 /// Completes when the kit's clock reaches `due`.

@@ -185,11 +185,20 @@ mod tests {
         assert_eq!(code(End::Idle), Some((1000, "idle timeout")));
         assert_eq!(code(End::Kicked), Some((1000, "closed by server")));
         assert_eq!(code(End::Shutdown), Some((1012, "service restart")));
-        assert_eq!(code(End::BadInput(BadInput::Text)), Some((1007, "bad request")));
-        assert_eq!(code(End::BadInput(BadInput::Binary)), Some((1003, "bad request")));
+        assert_eq!(
+            code(End::BadInput(BadInput::Text)),
+            Some((1007, "bad request"))
+        );
+        assert_eq!(
+            code(End::BadInput(BadInput::Binary)),
+            Some((1003, "bad request"))
+        );
         assert_eq!(code(End::SlowConsumer), Some((1008, "slow consumer")));
         assert_eq!(code(End::RateLimited), Some((1008, "rate limit")));
-        assert_eq!(code(End::ReadFailed(ReadFailure::TooBig)), Some((1009, "message too big")));
+        assert_eq!(
+            code(End::ReadFailed(ReadFailure::TooBig)),
+            Some((1009, "message too big"))
+        );
         assert_eq!(code(End::ClientGone), None);
         assert_eq!(code(End::TakenOver), None);
     }
@@ -197,21 +206,42 @@ mod tests {
     #[test]
     fn only_a_silent_drop_idle_the_drain_and_a_takeover_detach() {
         assert!(End::ClientGone.detaches(None));
-        assert!(!End::ClientGone.detaches(Some(1000)), "a close frame from the client ends it");
+        assert!(
+            !End::ClientGone.detaches(Some(1000)),
+            "a close frame from the client ends it"
+        );
         assert!(End::ReadFailed(ReadFailure::Gone).detaches(None));
         assert!(!End::ReadFailed(ReadFailure::Protocol).detaches(None));
         assert!(End::Idle.detaches(None) && End::Shutdown.detaches(None));
         assert!(End::TakenOver.detaches(None));
-        for end in [End::Kicked, End::SlowConsumer, End::RateLimited, End::BadInput(BadInput::Text)] {
+        for end in [
+            End::Kicked,
+            End::SlowConsumer,
+            End::RateLimited,
+            End::BadInput(BadInput::Text),
+        ] {
             assert!(!end.detaches(None), "{end:?}");
         }
     }
 
     #[test]
     fn the_strongest_close_request_wins() {
-        let mut requests = [CloseRequest::Kick, CloseRequest::SlowConsumer, CloseRequest::Takeover, CloseRequest::Shutdown];
+        let mut requests = [
+            CloseRequest::Kick,
+            CloseRequest::SlowConsumer,
+            CloseRequest::Takeover,
+            CloseRequest::Shutdown,
+        ];
         requests.sort();
-        assert_eq!(requests, [CloseRequest::Takeover, CloseRequest::Kick, CloseRequest::Shutdown, CloseRequest::SlowConsumer]);
+        assert_eq!(
+            requests,
+            [
+                CloseRequest::Takeover,
+                CloseRequest::Kick,
+                CloseRequest::Shutdown,
+                CloseRequest::SlowConsumer
+            ]
+        );
         assert!(CloseRequest::Shutdown.detaches() && CloseRequest::Takeover.detaches());
         assert!(!CloseRequest::Kick.detaches() && !CloseRequest::SlowConsumer.detaches());
     }

@@ -9,7 +9,7 @@
 //! tests see here is what its clients will see from the host.
 
 pub mod end;
+pub mod loading;
 pub mod rate;
 pub mod scheduler;
-pub mod loading;
 pub mod timers;

@@ -37,7 +37,8 @@ use crate::{
 };
 
 /// The acknowledgement every valid message gets first (MSwoole's text), prebuilt.
-pub const ACK: &str = r#"{"status":200,"event":"receiveMessage","info":"服务端已收到您的请求内容"}"#;
+pub const ACK: &str =
+    r#"{"status":200,"event":"receiveMessage","info":"服务端已收到您的请求内容"}"#;
 
 /// The answer to the application-level ping `2`.
 pub const PONG: &str = "3";
@@ -221,10 +222,12 @@ impl<R: Rate> Scheduler<R> {
             }
             if let Some(call) = self.call.take() {
                 match call.state {
-                    CallState::Done(outcome) => match reply(outcome, call.route.as_ref(), observe) {
-                        Some(envelope) => return Step::Write(Cow::Owned(envelope.to_json())),
-                        None => continue,
-                    },
+                    CallState::Done(outcome) => {
+                        match reply(outcome, call.route.as_ref(), observe) {
+                            Some(envelope) => return Step::Write(Cow::Owned(envelope.to_json())),
+                            None => continue,
+                        }
+                    }
                     CallState::Running(_) => {
                         self.call = Some(call);
                         return self.wait();
@@ -290,9 +293,7 @@ impl<R: Rate> Scheduler<R> {
         let call = self.call.take()?;
         match call.state {
             CallState::Running(future) => Some((future, call.route)),
-            CallState::Done(outcome) => {
-                Some((Box::pin(std::future::ready(outcome)), call.route))
-            }
+            CallState::Done(outcome) => Some((Box::pin(std::future::ready(outcome)), call.route)),
         }
     }
 }

@@ -63,7 +63,12 @@ impl<H> TimerTable<H> {
         }
         let key = (module.to_string(), timer.name.clone());
         if !self.armed.contains_key(&key)
-            && self.armed.keys().filter(|(owner, _)| owner == module).count() >= self.limit
+            && self
+                .armed
+                .keys()
+                .filter(|(owner, _)| owner == module)
+                .count()
+                >= self.limit
         {
             return Err(format!(
                 "module {module} has {} timers, the limit (limits.timers_per_module)",
@@ -154,10 +159,18 @@ mod tests {
         let mut table = TimerTable::new(2);
         assert_eq!(table.arm("M", timer("a", true), |id| id), Ok(None));
         assert_eq!(table.arm("M", timer("b", true), |id| id), Ok(None));
-        assert_eq!(table.arm("M", timer("a", false), |id| id), Ok(Some(1)), "replaced");
+        assert_eq!(
+            table.arm("M", timer("a", false), |id| id),
+            Ok(Some(1)),
+            "replaced"
+        );
         let refused = table.arm("M", timer("c", true), |id| id);
         assert!(refused.is_err_and(|e| e.contains("limits.timers_per_module")));
-        assert_eq!(table.arm("Other", timer("c", true), |id| id), Ok(None), "per module");
+        assert_eq!(
+            table.arm("Other", timer("c", true), |id| id),
+            Ok(None),
+            "per module"
+        );
         assert_eq!(table.cancel("M", "b"), Some(2));
         assert_eq!(table.arm("M", timer("c", true), |id| id), Ok(None));
     }
@@ -177,9 +190,15 @@ mod tests {
         let mut table = TimerTable::new(10);
         table.arm("M", timer("once", false), |_| ()).expect("armed");
         assert!(table.begin("M", "once", 1).is_some());
-        assert!(table.begin("M", "once", 1).is_none(), "forgotten after it fired");
+        assert!(
+            table.begin("M", "once", 1).is_none(),
+            "forgotten after it fired"
+        );
         table.arm("M", timer("once", false), |_| ()).expect("armed");
-        assert!(table.begin("M", "once", 1).is_none(), "an old arming does not fire");
+        assert!(
+            table.begin("M", "once", 1).is_none(),
+            "an old arming does not fire"
+        );
         assert!(table.begin("M", "once", 2).is_some());
     }
 

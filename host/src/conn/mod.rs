@@ -23,7 +23,6 @@
 //! 429 in its turn; a client over it for `limits.rate_close_after_s` is closed with 1008.
 
 pub mod frame_error;
-pub mod rate_limit;
 
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -39,10 +38,11 @@ use tokio_tungstenite::{
 };
 use tracing::Level;
 
+use mswoole_core::engine::rate::{MessageRate, Verdict};
+
 use crate::{
     app::shared::Shared,
     conn::frame_error::ReadFailure,
-    conn::rate_limit::{MessageRate, Verdict},
     envelope::Envelope,
     error::CallError,
     fanout::clients::ClientHandle,

@@ -97,7 +97,9 @@ impl Client {
 
     fn with_rate(ack: bool, rate: Verdicts) -> Self {
         let claims = json!({"id": 7, "type": "wechatUser", "code": "demo", "nickname": "<b>"});
-        let Value::Object(claims) = claims else { unreachable!() };
+        let Value::Object(claims) = claims else {
+            unreachable!()
+        };
         Client {
             scheduler: Scheduler::new(ack, true, rate),
             identity: Identity::from_claims("n/1/1".into(), claims),
@@ -114,7 +116,10 @@ impl Client {
     fn run(&mut self) -> (Vec<String>, Step) {
         let mut written = Vec::new();
         loop {
-            match self.scheduler.step(&self.identity, &self.modules, &mut self.seen) {
+            match self
+                .scheduler
+                .step(&self.identity, &self.modules, &mut self.seen)
+            {
                 Step::Write(text) => written.push(text.into_owned()),
                 other => return (written, other),
             }
@@ -134,7 +139,8 @@ impl Client {
     }
 
     fn poll(&mut self) -> Poll<()> {
-        self.scheduler.poll_call(&mut Context::from_waker(Waker::noop()))
+        self.scheduler
+            .poll_call(&mut Context::from_waker(Waker::noop()))
     }
 }
 
@@ -143,7 +149,10 @@ fn a_message_gets_the_ack_then_its_reply() {
     let mut client = Client::new(true);
     client.send(r#"{"method":"index.index.hello"}"#);
     let (written, step) = client.run();
-    assert_eq!(written, [ACK, r#"{"status":200,"event":"hello","info":""}"#]);
+    assert_eq!(
+        written,
+        [ACK, r#"{"status":200,"event":"hello","info":""}"#]
+    );
     assert_eq!(step, Step::Wait);
     assert_eq!(client.seen.0, [(Some(200), false)]);
 }
@@ -176,7 +185,10 @@ fn messages_are_answered_one_at_a_time_in_arrival_order() {
     assert_eq!(client.run(), (vec![ACK.to_string()], Step::Wait));
     assert!(client.scheduler.calling());
     assert_eq!(client.poll(), Poll::Pending);
-    client.modules.gate.open(Ok(Some(Envelope::new(200, "slow", ""))));
+    client
+        .modules
+        .gate
+        .open(Ok(Some(Envelope::new(200, "slow", ""))));
     assert_eq!(client.poll(), Poll::Ready(()));
     let (events, step) = client.events();
     assert_eq!(events, ["slow", "receiveMessage", "after"]);
@@ -210,12 +222,26 @@ fn unknown_routes_and_failures_become_their_envelopes() {
     let (written, _) = client.run();
     let statuses: Vec<u64> = written
         .iter()
-        .map(|text| serde_json::from_str::<Value>(text).expect("json")["status"].as_u64().unwrap_or(0))
+        .map(|text| {
+            serde_json::from_str::<Value>(text).expect("json")["status"]
+                .as_u64()
+                .unwrap_or(0)
+        })
         .collect();
     assert_eq!(statuses, [404, 404, 500]);
-    assert_eq!(client.seen.0, [(Some(404), false), (Some(404), false), (Some(500), true)]);
-    assert_eq!(client.modules.calls.lock().expect("calls").len(), 1, "only the known route was called");
-    assert!(!written[2].contains("boom"), "internal detail never reaches the client");
+    assert_eq!(
+        client.seen.0,
+        [(Some(404), false), (Some(404), false), (Some(500), true)]
+    );
+    assert_eq!(
+        client.modules.calls.lock().expect("calls").len(),
+        1,
+        "only the known route was called"
+    );
+    assert!(
+        !written[2].contains("boom"),
+        "internal detail never reaches the client"
+    );
 }
 
 #[test]
@@ -224,9 +250,15 @@ fn bad_input_is_answered_after_the_messages_before_it_then_ends_the_connection()
     client.send(r#"{"method":"index.index.slow"}"#);
     client.send("not json");
     client.send(r#"{"method":"index.index.ignored"}"#);
-    assert!(!client.scheduler.reading(), "nothing more is read after bad input");
+    assert!(
+        !client.scheduler.reading(),
+        "nothing more is read after bad input"
+    );
     assert_eq!(client.run(), (vec![ACK.to_string()], Step::Wait));
-    client.modules.gate.open(Ok(Some(Envelope::new(200, "slow", ""))));
+    client
+        .modules
+        .gate
+        .open(Ok(Some(Envelope::new(200, "slow", ""))));
     assert_eq!(client.poll(), Poll::Ready(()));
     let (events, step) = client.events();
     assert_eq!(events, ["slow", "badRequest"]);
@@ -239,7 +271,9 @@ fn a_binary_frame_is_400_then_1003() {
     client.scheduler.binary();
     let (events, step) = client.events();
     assert_eq!(events, ["badRequest"]);
-    let Step::End(end) = step else { panic!("{step:?}") };
+    let Step::End(end) = step else {
+        panic!("{step:?}")
+    };
     assert_eq!(end.close().map(|(code, _)| code.code()), Some(1003));
 }
 
@@ -251,8 +285,20 @@ fn over_the_rate_is_429_in_its_turn_and_too_long_over_it_ends_at_once() {
     client.send(r#"{"method":"index.index.two"}"#);
     client.send(r#"{"method":"index.index.three"}"#);
     let (events, _) = client.events();
-    assert_eq!(events, ["receiveMessage", "one", "tooManyRequests", "receiveMessage", "three"]);
-    assert_eq!(client.send(r#"{"method":"index.index.four"}"#), Some(End::RateLimited));
+    assert_eq!(
+        events,
+        [
+            "receiveMessage",
+            "one",
+            "tooManyRequests",
+            "receiveMessage",
+            "three"
+        ]
+    );
+    assert_eq!(
+        client.send(r#"{"method":"index.index.four"}"#),
+        Some(End::RateLimited)
+    );
     assert_eq!(client.modules.calls.lock().expect("calls").len(), 2);
 }
 
@@ -271,8 +317,15 @@ fn a_close_request_waits_for_the_replies_already_due_and_preempts_a_waiting_call
     client.run();
     client.scheduler.close(CloseRequest::Kick);
     client.scheduler.close(CloseRequest::Shutdown);
-    assert_eq!(client.run(), (vec![], Step::End(End::Shutdown)), "the strongest request wins");
-    assert!(client.scheduler.take_call().is_some(), "the call in flight is handed back");
+    assert_eq!(
+        client.run(),
+        (vec![], Step::End(End::Shutdown)),
+        "the strongest request wins"
+    );
+    assert!(
+        client.scheduler.take_call().is_some(),
+        "the call in flight is handed back"
+    );
 }
 
 #[test]
