@@ -33,4 +33,4 @@ pub mod runtime;
 pub mod session;
 pub mod telemetry;
 
-pub use mswoole_core::{envelope, error, identity, message, registry, router};
+pub use mswoole_core::{engine, envelope, error, identity, message, registry, router};

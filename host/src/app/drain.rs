@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::{
-    fanout::clients::Clients, fanout::outbound::CloseRequest, runtime::shutdown::Shutdown,
+    engine::end::CloseRequest, fanout::locations::Locations, runtime::shutdown::Shutdown,
+    session::Sessions,
 };
 
 /// When client `index` of `count` is closed, counted from the start of the drain.
@@ -26,8 +27,13 @@ pub fn offset(index: usize, count: usize, drain: Duration) -> Duration {
 
 /// Closes every client this node holds now, spread over `drain`; returns how many it asked
 /// to close. The closes themselves (and each close sequence) run in the clients' tasks.
-pub async fn run(clients: &Clients, drain: Duration, shutdown: &Shutdown) -> usize {
-    let fds = clients.fds();
+pub async fn run(
+    sessions: &Sessions,
+    locations: &Locations,
+    drain: Duration,
+    shutdown: &Shutdown,
+) -> usize {
+    let fds = sessions.attached_fds();
     let count = fds.len();
     let start = Instant::now();
     let mut hurried = false;
@@ -41,7 +47,7 @@ pub async fn run(clients: &Clients, drain: Duration, shutdown: &Shutdown) -> usi
                 }
             }
         }
-        clients.close_with(fd, CloseRequest::Shutdown);
+        locations.close(fd, CloseRequest::Shutdown);
     }
     count
 }

@@ -1,45 +1,42 @@
 //! Start-up and the stop sequence: the host is wired here, once.
+//!
+//! [`run`] is the composition root: it builds every part from the config, hands each task
+//! the few handles it uses (the [`Edge`] for sockets that arrive, a [`conn::Context`] for
+//! each connection, the [`Manager`] for the manager port), starts the listeners, and then
+//! runs the stop sequence ([`stop`]) when a stop signal comes. No part reaches another
+//! through a shared bag of everything.
 
 pub mod drain;
-pub mod shared;
 mod signals;
+mod stop;
 
-use std::{
-    net::IpAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use mswoole_io::{Databases, HttpClient, Io};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{net::TcpListener, sync::mpsc, sync::Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    app::shared::Shared,
-    cluster::handover::Handover,
-    cluster::redis::RedisRegistry,
-    config::{Backend, Config},
-    edge::auth::{self, TokenCodec},
-    edge::ip_limit::IpLimit,
-    fanout::clients::Clients,
-    fanout::delivery::Delivery,
+    cluster::{handover::Handover, redis::RedisRegistry},
+    config::{Backend, Config, DEFAULT_KEY},
+    conn,
+    edge::{auth::TokenCodec, ip_limit::IpLimit, listener::Listener, Edge},
+    fanout::{delivery::Delivery, locations::Locations},
     identity::FdIds,
-    manager,
-    plugins::timers::Timers,
-    plugins::{bridge::Hook, watcher, Plugins},
+    manager::{self, Manager},
+    plugins::{timers::Timers, watcher, Plugins},
     registry::{memory::MemoryRegistry, Registry},
-    runtime::process::{self, RuntimeFiles},
-    runtime::readiness,
-    runtime::shutdown::Shutdown,
-    session::closer::Closer,
-    session::Sessions,
-    telemetry::log_file::{self},
-    telemetry::log_limit,
-    telemetry::metrics::{self, Metrics},
+    runtime::{
+        process::{self, RuntimeFiles},
+        readiness,
+        shutdown::Shutdown,
+    },
+    session::{self, Sessions},
+    telemetry::{
+        log_file, log_limit,
+        metrics::{self, Metrics},
+    },
 };
-
-/// How long connections get to run their close sequence once the drain closed them.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Binds an address, saying which setting it came from when it fails.
 async fn bind(host: &str, port: u16, setting: &str) -> Result<TcpListener, String> {
@@ -78,7 +75,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let metrics = Metrics::install()?;
     let open_files = process::raise_open_files();
 
-    if config.auth.key == auth::DEFAULT_KEY && !is_loopback(&config.outside.host) {
+    if config.auth.key == DEFAULT_KEY && !is_loopback(&config.outside.host) {
         tracing::warn!(
             host = %config.outside.host,
             "auth.key is the public default key and outside.host is not loopback: anyone can mint tokens"
@@ -104,7 +101,6 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("manager: {e}"))?;
 
     let node_id = config.node_id(outside_addr.port());
-    let clients = Arc::new(Clients::new());
     let shutdown = Shutdown::new();
     let mut redis = None;
     let registry: Arc<dyn Registry> = match config.registry.backend {
@@ -122,11 +118,8 @@ pub async fn run(config: Config) -> Result<(), String> {
             connected
         }
     };
-    let delivery = Arc::new(Delivery::new(
-        node_id.clone(),
-        clients.clone(),
-        registry.clone(),
-    ));
+    let locations = Arc::new(Locations::new(node_id.clone()));
+    let delivery = Arc::new(Delivery::new(locations.clone(), registry.clone()));
     // Before any client: a node restarting after a crash clears what its last run left.
     registry
         .start()
@@ -139,10 +132,8 @@ pub async fn run(config: Config) -> Result<(), String> {
             .and_then(|exe| exe.parent().map(|p| p.to_path_buf()))
             .ok_or("plugins.dir is not set and the executable's directory is unknown")?,
     };
-    let timers = Timers::new(
-        config.limits.timers_per_module,
-        Duration::from_millis(config.limits.call_timeout_ms),
-    );
+    let (ticks, due) = mpsc::unbounded_channel();
+    let timers = Timers::new(config.limits.timers_per_module, ticks);
     let plugins = Arc::new(Plugins::new(
         plugin_dir,
         runtime.join("plugins"),
@@ -152,30 +143,28 @@ pub async fn run(config: Config) -> Result<(), String> {
         timers.clone(),
         Arc::new(io),
     ));
-    timers.attach(&plugins);
+    tokio::spawn(plugins.clone().serve_timers(timers.clone(), due));
     let max_connections = match config.limits.max_connections {
         0 => (open_files as usize).saturating_sub(64).max(16),
         n => n,
     };
-    let closer = Arc::new(Closer::new(
-        node_id.clone(),
-        clients.clone(),
+    let sessions = Sessions::new(
+        locations.clone(),
         registry.clone(),
         plugins.clone(),
-        config.protocol.escape_html,
-    ));
-    let sessions = Arc::new(Sessions::new(
-        config.recovery.clone(),
-        closer.clone(),
-        clients.clone(),
-    ));
+        session::Settings {
+            escape: config.protocol.escape_html,
+            recovery: config.recovery.clone(),
+            outbound_queue: config.limits.outbound_queue,
+            outbound_bytes: config.limits.outbound_bytes,
+            call_timeout: Duration::from_millis(config.limits.call_timeout_ms),
+        },
+    );
     let handover = Handover::new(
-        node_id.clone(),
         registry.clone(),
-        clients.clone(),
+        locations.clone(),
         sessions.clone(),
-        closer.clone(),
-        config.clone(),
+        config.recovery.clone(),
         shutdown.clone(),
     );
     if let Some(redis) = redis {
@@ -187,39 +176,15 @@ pub async fn run(config: Config) -> Result<(), String> {
             Arc::new(handover.clone()),
         );
     }
-    let shared = Arc::new(Shared {
-        codec: TokenCodec::new(
-            &config.auth.key,
-            config.auth.cipher,
-            config.auth.iv.as_deref(),
-        ),
-        config: config.clone(),
-        node_id: node_id.clone(),
-        sessions,
-        handover,
-        closer,
-        registry,
-        clients,
-        delivery,
-        plugins,
-        ids: FdIds::new(&config.node_id(outside_addr.port())),
-        shutdown,
-        started: Instant::now(),
-        max_connections,
-    });
-    let loaded = shared.plugins.scan().await;
-    tracing::info!(dir = %shared.plugins.dir().display(), loaded, refused = shared.plugins.refusals().len(), "plugins scanned");
-
+    let loaded = plugins.scan().await;
+    tracing::info!(dir = %plugins.dir().display(), loaded, refused = plugins.refusals().len(), "plugins scanned");
     let _watcher = match config.plugins.watch {
-        true => Some(watcher::spawn(
-            shared.plugins.clone(),
-            shared.shutdown.clone(),
-        )?),
+        true => Some(watcher::spawn(plugins.clone(), shutdown.clone())?),
         false => None,
     };
     let files = RuntimeFiles::write(&runtime, manager_addr)?;
     tracing::info!(
-        outside = %outside_addr, manager = %manager_addr, node = %shared.node_id, max_connections,
+        outside = %outside_addr, manager = %manager_addr, node = %node_id, max_connections,
         registry = ?config.registry.backend, prefix = %config.registry.prefix,
         "mswoole started"
     );
@@ -228,12 +193,44 @@ pub async fn run(config: Config) -> Result<(), String> {
         std::process::id()
     );
 
+    let connections = conn::Context {
+        settings: Arc::new(conn::Settings::from(&*config)),
+        plugins: plugins.clone(),
+        sessions: sessions.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let edge = Arc::new(Edge {
+        codec: TokenCodec::new(
+            &config.auth.key,
+            config.auth.cipher,
+            config.auth.iv.as_deref(),
+        ),
+        ids: FdIds::new(&node_id),
+        node: node_id.clone(),
+        sessions: sessions.clone(),
+        handover: handover.clone(),
+        conn: connections,
+        shutdown: shutdown.clone(),
+        config: config.clone(),
+    });
+    let manager = Arc::new(Manager {
+        config: config.clone(),
+        plugins: plugins.clone(),
+        registry: registry.clone(),
+        delivery,
+        sessions: sessions.clone(),
+        locations: locations.clone(),
+        shutdown: shutdown.clone(),
+        metrics,
+        started: std::time::Instant::now(),
+        max_connections,
+    });
+    tokio::spawn(manager::serve(manager.clone(), manager_listener));
+    tokio::spawn(signals::signals(manager, log));
+    tokio::spawn(log_limit::run_summaries(shutdown.clone()));
     let tracker = TaskTracker::new();
-    tokio::spawn(manager::serve(shared.clone(), metrics, manager_listener));
-    tokio::spawn(signals::signals(shared.clone(), log));
-    tokio::spawn(log_limit::run_summaries(shared.shutdown.clone()));
-    let listener = crate::edge::listener::Listener {
-        shared: shared.clone(),
+    let listener = Listener {
+        edge,
         listener: outside,
         limit: Arc::new(Semaphore::new(max_connections)),
         per_ip: IpLimit::new(config.limits.connections_per_ip),
@@ -243,49 +240,21 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Both listeners are bound and served from here on.
     readiness::ready(&format!("outside {outside_addr}, manager {manager_addr}"));
 
-    shared.shutdown.stopping().await;
-    readiness::stopping();
-    let drain_s = config.shutdown.drain_s;
-    tracing::info!(
-        clients = shared.clients.len(),
-        drain_s,
-        "stopping: draining clients"
-    );
-    drain::run(
-        &shared.clients,
-        Duration::from_secs(drain_s),
-        &shared.shutdown,
-    )
+    shutdown.stopping().await;
+    stop::Stop {
+        shutdown,
+        drain: Duration::from_secs(config.shutdown.drain_s),
+        hook_timeout: Duration::from_millis(config.limits.call_timeout_ms),
+        connections: tracker,
+        sessions,
+        locations,
+        handover,
+        timers,
+        plugins,
+        registry,
+    }
+    .run()
     .await;
-    tracker.close();
-    if tokio::time::timeout(STOP_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not finish their close sequence in time");
-    }
-    // The drain detached the resumable sessions: other nodes may adopt them (on Redis);
-    // nothing resumes the rest here any more.
-    let moved = shared.handover.hand_over_detached().await;
-    if moved > 0 {
-        tracing::info!(
-            sessions = moved,
-            "detached sessions handed over to other nodes"
-        );
-    }
-    let ended = shared.sessions.end_detached().await;
-    if ended > 0 {
-        tracing::info!(sessions = ended, "detached sessions ended");
-    }
-    let hook_timeout = Duration::from_millis(config.limits.call_timeout_ms);
-    // Timers run while clients drain and end just before onShutdown.
-    timers.stop();
-    shared.plugins.hook_all(Hook::Shutdown, hook_timeout).await;
-    crate::plugins::keep_libraries_mapped();
-    if let Err(error) = shared.registry.leave().await {
-        tracing::warn!("registry: could not remove this node's records: {error}");
-    }
-    shared.shutdown.close_listeners();
     let _ = accepting.await;
     tracing::info!("stopped");
     files.remove();

@@ -11,14 +11,12 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     config::Config,
     edge::auth::TokenCodec,
+    manager::client::ManagerClient,
     runtime::process::{self, MANAGER_FILE, PID_FILE},
 };
 
@@ -30,13 +28,6 @@ fn emit(text: &str) {
 
 macro_rules! emitln {
     ($($arg:tt)*) => { emit(&format!("{}\n", format_args!($($arg)*))) };
-}
-
-macro_rules! writeln_ok {
-    ($out:expr, $($arg:tt)*) => {{
-        use std::fmt::Write as _;
-        let _ = writeln!($out, $($arg)*);
-    }};
 }
 
 /// The default config path, relative to the working directory.
@@ -192,12 +183,12 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Status { json } => {
-            let reply = command(&config, json!({"method": "status"})).await?;
-            let status = reply.get("param").cloned().unwrap_or(Value::Null);
-            if json {
-                emitln!("{status}");
-            } else {
-                print_status(&status);
+            let address = manager_address(&config)?;
+            let client = ManagerClient::new(&address, config.manager.token.as_deref());
+            let status = client.status().await?;
+            match json {
+                true => emitln!("{}", serde_json::to_string(&status).unwrap_or_default()),
+                false => emit(&status.render()),
             }
             Ok(())
         }
@@ -270,145 +261,9 @@ async fn reachable(config: &Config) -> bool {
 }
 
 /// Sends one command to the manager port and returns the answer if its status is 200.
-async fn command(config: &Config, mut command: Value) -> Result<Map<String, Value>, String> {
-    if let (Some(token), Value::Object(map)) = (&config.manager.token, &mut command) {
-        map.insert("token".into(), Value::from(token.as_str()));
-    }
+async fn command(config: &Config, command: Value) -> Result<Map<String, Value>, String> {
     let address = manager_address(config)?;
-    let exchange = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/"))
-            .await
-            .map_err(|e| format!("the manager port {address} does not answer: {e}"))?;
-        ws.send(Message::text(command.to_string()))
-            .await
-            .map_err(|e| format!("manager {address}: {e}"))?;
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(format!("manager {address}: {e}")),
-                None => return Err(format!("manager {address} closed without answering")),
-            }
-        }
-    };
-    let text = tokio::time::timeout(Duration::from_secs(15), exchange)
+    ManagerClient::new(&address, config.manager.token.as_deref())
+        .send(command)
         .await
-        .map_err(|_| format!("the manager port {address} did not answer within 15s"))??;
-    let Ok(Value::Object(reply)) = serde_json::from_str::<Value>(&text) else {
-        return Err(format!(
-            "manager {address} answered something that is not an envelope"
-        ));
-    };
-    match reply.get("status").and_then(Value::as_u64) {
-        Some(200) => Ok(reply),
-        status => Err(format!(
-            "manager refused: {} {} {}",
-            status.map(|s| s.to_string()).unwrap_or_default(),
-            reply.get("event").and_then(Value::as_str).unwrap_or(""),
-            reply.get("info").and_then(Value::as_str).unwrap_or("")
-        )),
-    }
-}
-
-/// Unix seconds as `2026-12-02T03:04:05Z`; the number itself if it is out of range.
-fn utc(unix: u64) -> String {
-    i64::try_from(unix)
-        .ok()
-        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
-        .and_then(|at| at.format(&Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
-}
-
-fn print_status(status: &Value) {
-    let mut out = String::new();
-    let field = |name: &str| status.get(name).map(|v| v.to_string()).unwrap_or_default();
-    writeln_ok!(out, "pid          {}", field("pid"));
-    writeln_ok!(
-        out,
-        "node         {}",
-        status.get("node").and_then(Value::as_str).unwrap_or("")
-    );
-    writeln_ok!(out, "nodes        {}", field("nodes"));
-    writeln_ok!(
-        out,
-        "connections  {} (max {})",
-        field("connections"),
-        field("max_connections")
-    );
-    // `registered`: connections the registry holds for every node (null when it is away).
-    writeln_ok!(out, "registered   {}", field("registered"));
-    writeln_ok!(out, "dropped      {} frames", field("dropped_frames"));
-    writeln_ok!(out, "memory       {} KiB", field("memory_kb"));
-    writeln_ok!(out, "uptime       {} s", field("uptime_s"));
-    writeln_ok!(
-        out,
-        "plugin dir   {}",
-        status
-            .get("plugin_dir")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    );
-    for plugin in status
-        .get("plugins")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let text = |name: &str| {
-            plugin
-                .get(name)
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .unwrap_or_default()
-        };
-        writeln_ok!(
-            out,
-            "plugin       {} {} generation {} loaded_at {} file {}",
-            text("name"),
-            text("version"),
-            text("generation"),
-            plugin
-                .get("loaded_at")
-                .and_then(Value::as_u64)
-                .map(utc)
-                .unwrap_or_default(),
-            text("file")
-        );
-        if let Some(refusal) = plugin.get("last_refusal").filter(|r| !r.is_null()) {
-            writeln_ok!(
-                out,
-                "  last refusal: {}",
-                refusal.get("reason").and_then(Value::as_str).unwrap_or("")
-            );
-        }
-    }
-    for refusal in status
-        .get("refusals")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        writeln_ok!(
-            out,
-            "refused      {}: {}",
-            refusal.get("file").and_then(Value::as_str).unwrap_or(""),
-            refusal.get("reason").and_then(Value::as_str).unwrap_or("")
-        );
-    }
-    emit(&out);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn loaded_at_reads_as_utc() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(1_764_115_200), "2025-11-26T00:00:00Z");
-        assert_eq!(utc(u64::MAX), u64::MAX.to_string());
-    }
 }

@@ -40,17 +40,21 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::{sync::mpsc, time::Instant};
 
+use super::Peers;
 use crate::{
-    cluster::Peers,
-    config::Config,
-    fanout::clients::{ClientHandle, Clients},
-    fanout::outbound::{self, Inbox, Outbound},
-    identity::{node_of, Identity},
+    config::Recovery,
+    fanout::{
+        locations::{Locations, Moved},
+        outbound::{Inbox, Outbound},
+    },
+    identity::Identity,
     registry::{Registry, FDNODE},
     runtime::shutdown::Shutdown,
-    session::closer::Closer,
-    session::replay::{NotResumed, Replay, ReplayState},
-    session::{Parked, Resumed, Sessions, Taken},
+    session::{
+        self, parse_last, Claimant, NotResumed, Parked, Replay, ReplayState, Resumed, Sessions,
+        Taken,
+    },
+    telemetry::metrics,
 };
 
 /// How long the claimant waits for the nodes to answer `locate`.
@@ -103,19 +107,21 @@ enum Message {
         session: String,
         fd: String,
     },
-    /// To every node: `fd` lives on `node` now (`None`: it ended).
-    Moved { fd: String, node: Option<String> },
 }
 
 /// One node's side of session handovers.
 pub struct Handover {
     /// This node's id.
     node: String,
+    /// The relay between nodes, and the fd records a move changes.
     registry: Arc<dyn Registry>,
-    clients: Arc<Clients>,
+    /// Where fds live (the notes of moved sessions).
+    locations: Arc<Locations>,
+    /// This node's sessions: claimed, kept, moved and installed by their owner's rules.
     sessions: Arc<Sessions>,
-    closer: Arc<Closer>,
-    config: Arc<Config>,
+    /// `[recovery]`: the bounds of a ring that arrives.
+    recovery: Recovery,
+    /// A stopping node adopts nothing.
     shutdown: Shutdown,
     /// Requests this node sent, by id, and where their answers go.
     waiting: Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>,
@@ -147,23 +153,19 @@ impl Drop for Answers<'_> {
 
 impl Handover {
     /// This node's handover.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        node: String,
         registry: Arc<dyn Registry>,
-        clients: Arc<Clients>,
+        locations: Arc<Locations>,
         sessions: Arc<Sessions>,
-        closer: Arc<Closer>,
-        config: Arc<Config>,
+        recovery: Recovery,
         shutdown: Shutdown,
     ) -> Arc<Self> {
         Arc::new(Handover {
-            node,
+            node: locations.node().to_string(),
             registry,
-            clients,
+            locations,
             sessions,
-            closer,
-            config,
+            recovery,
             shutdown,
             waiting: Mutex::default(),
             next: AtomicU64::new(1),
@@ -204,29 +206,23 @@ impl Handover {
         }
     }
 
-    /// Resumes session `id`, which this node does not hold, for `claimant`: finds the node
-    /// that does and moves the session here, or says why not.
+    /// Resumes session `id`, which this node does not hold, for `claimant` (whose client
+    /// has every envelope up to `last`): finds the node that does and moves the session
+    /// here, or says why not.
     pub async fn resume(
         &self,
         id: &str,
         claimant: &Identity,
-        last: &str,
+        last: Option<u64>,
     ) -> Result<Resumed, NotResumed> {
         let (node, fd) = self.locate(id).await?;
-        let Taken {
-            mut parked, last, ..
-        } = self
-            .claim(&node, id, &fd, Some(claimant.info.clone()), last)
+        // The wire carries `last` as the client sent it; a `last` that is not a number
+        // travels as "" and the holder refuses it by the same rule.
+        let wire_last = last.map(|last| last.to_string()).unwrap_or_default();
+        let taken = self
+            .claim(&node, id, &fd, Some(claimant.info.clone()), wire_last)
             .await?;
-        match parked.replay.since(last) {
-            Ok(missed) => Ok(Resumed { parked, missed }),
-            // This node keeps fewer frames than the holder did.
-            Err(reason) => {
-                self.sessions.forget(id);
-                self.closer.end(&parked.identity).await;
-                Err(reason)
-            }
-        }
+        self.sessions.admit(id, taken, last)
     }
 
     /// The node holding session `id` and its fd.
@@ -255,40 +251,29 @@ impl Handover {
     }
 
     /// Claims session `id` (`fd`) from `node` for a client with identity `claimant`
-    /// (`None`: to keep it detached), and makes it this node's.
+    /// (`None`: to keep it detached), and makes it this node's, claimed.
     async fn claim(
         &self,
         node: &str,
         id: &str,
         fd: &str,
         claimant: Option<String>,
-        last: &str,
+        last: String,
     ) -> Result<Taken, NotResumed> {
-        // Frames the holder sends on once it has let the session go wait here.
-        let limits = &self.config.limits;
-        let (outbound, inbox) = outbound::queue(limits.outbound_queue, limits.outbound_bytes);
-        let recovery = &self.config.recovery;
-        inbox.detach(None, recovery.max_frames, recovery.max_bytes);
-        let placeholder = ClientHandle {
-            outbound: outbound.clone(),
-            identity: Arc::new(Identity::anonymous(fd.to_string())),
-            attached: false,
-        };
-        // Another claim of the same session on this node is under way (or it is here).
-        if !self.clients.insert_new(placeholder) {
-            return Err(NotResumed::Busy);
-        }
+        // Frames the holder sends on once it has let the session go wait here; another
+        // claim of the same session on this node (or the fd here) is `busy`.
+        let (outbound, inbox) = self.sessions.arriving(fd)?;
         let mut answers = self.request();
         let claim = Message::Claim {
             req: answers.req,
             from: self.node.clone(),
             session: id.to_string(),
             claimant,
-            last: last.to_string(),
+            last,
         };
         if self.send(Some(node), &claim).await == 0 {
             // The holder is gone since it answered `locate`.
-            self.clients.remove_queue(fd, &outbound);
+            self.sessions.arrival_failed(fd, &outbound);
             return Err(NotResumed::Unknown);
         }
         let answer = answers.next(Instant::now() + CLAIM_WAIT).await;
@@ -300,59 +285,57 @@ impl Handover {
                 window_left_ms,
                 ..
             }) => {
-                let last = last.parse().unwrap_or(0);
-                match self.install(fd, &info, replay, &records, outbound.clone(), inbox) {
-                    Some(parked) => Ok(Taken {
-                        parked,
-                        last,
-                        window_ends: window_left_ms
-                            .map(|left| Instant::now() + Duration::from_millis(left)),
-                    }),
-                    None => {
-                        self.clients.remove_queue(fd, &outbound);
-                        Err(NotResumed::Unknown)
-                    }
-                }
+                let arrived = Arrived {
+                    info,
+                    replay,
+                    records,
+                    window_left_ms,
+                };
+                self.install(id, fd, arrived, outbound, inbox)
             }
             Some(Message::Refused { reason, .. }) => {
-                self.clients.remove_queue(fd, &outbound);
+                self.sessions.arrival_failed(fd, &outbound);
                 Err(NotResumed::from_label(&reason).unwrap_or(NotResumed::Unknown))
             }
             // A handover that comes after this is adopted when it arrives.
             _ => {
-                self.clients.remove_queue(fd, &outbound);
+                self.sessions.arrival_failed(fd, &outbound);
                 tracing::warn!(session = %id, %node, "handover: no answer to a claim in time");
                 Err(NotResumed::Busy)
             }
         }
     }
 
-    /// Makes a handed-over session this node's: its records, its ring, its queue.
+    /// Makes a handed-over session this node's, claimed: its records, its ring, its queue.
     fn install(
         &self,
+        id: &str,
         fd: &str,
-        info: &str,
-        replay: ReplayState,
-        records: &str,
+        arrived: Arrived,
         outbound: Outbound,
         inbox: Inbox,
-    ) -> Option<Parked> {
-        let Some(identity) = Identity::from_record(fd.to_string(), info) else {
+    ) -> Result<Taken, NotResumed> {
+        let Some(identity) = Identity::from_record(fd.to_string(), &arrived.info) else {
             tracing::error!(%fd, "handover: the session's identity record is unreadable");
-            return None;
+            self.sessions.arrival_failed(fd, &outbound);
+            return Err(NotResumed::Unknown);
         };
         let identity = Arc::new(identity);
-        self.registry.adopt(&identity, records);
-        self.clients.insert(ClientHandle {
-            outbound: outbound.clone(),
-            identity: identity.clone(),
-            attached: false,
-        });
-        Some(Parked {
+        self.registry.adopt(&identity, &arrived.records);
+        if !self.sessions.installed(fd, identity.clone(), id) {
+            return Err(NotResumed::Unknown);
+        }
+        Ok(Taken {
+            fd: fd.to_string(),
             identity,
-            replay: Replay::import(&self.config.recovery, replay),
-            outbound,
-            inbox,
+            parked: Parked {
+                replay: Replay::import(&self.recovery, arrived.replay),
+                outbound,
+                inbox,
+            },
+            window_ends: arrived
+                .window_left_ms
+                .map(|left| Instant::now() + Duration::from_millis(left)),
         })
     }
 
@@ -374,7 +357,8 @@ impl Handover {
         }
     }
 
-    /// Takes session `id` for node `from` and sends it there.
+    /// Takes session `id` for node `from` and sends it there. Whether the client's `last`
+    /// can be served is checked where the session arrives, as for a resume on this node.
     async fn hand_over(
         &self,
         req: u64,
@@ -389,37 +373,35 @@ impl Handover {
             }
             None => None,
         };
+        let who = match &claimant {
+            Some(identity) => Claimant::Client {
+                identity,
+                last: parse_last(Some(last)),
+            },
+            None => Claimant::Node,
+        };
         let Taken {
+            fd,
+            identity,
             mut parked,
-            last,
             window_ends,
-        } = self.sessions.take(&id, claimant.as_ref(), last).await?;
-        if claimant.is_some() {
-            if let Err(reason) = parked.replay.since(last) {
-                self.sessions.forget(&id);
-                self.closer.end(&parked.identity).await;
-                return Err(reason);
-            }
-        }
-        let fd = parked.identity.fd.clone();
+        } = self.sessions.take(&id, who).await?;
         let records = match self.registry.move_fd(&fd, from).await {
             Ok(records) => records,
             Err(error) => {
                 tracing::warn!(%fd, "handover: the session stays here: {error}");
-                self.sessions
-                    .park_for(&id, parked, None, self.window_left(window_ends));
+                self.sessions.keep(&fd, parked, window_ends);
                 return Err(NotResumed::Busy);
             }
         };
         // From here on, frames for the fd go to `from`; what came before is in the queue.
-        self.clients.move_away(&fd, from);
-        parked.stamp_waiting();
-        self.sessions.forget(&id);
+        self.sessions.moved(&fd, from);
+        session::stamp_waiting(&mut parked);
         let handover = Message::Handover {
             req,
             session: id,
             fd: fd.clone(),
-            info: parked.identity.info.clone(),
+            info: identity.info.clone(),
             replay: parked.replay.export(),
             records,
             window_left_ms: window_ends
@@ -428,21 +410,14 @@ impl Handover {
         if self.send(Some(from), &handover).await == 0 {
             tracing::warn!(%fd, node = %from, "handover: the claiming node is gone; the session is lost");
         }
-        crate::telemetry::metrics::session_moved();
+        metrics::session_moved();
         tracing::info!(%fd, node = %from, "session moved to another node");
-        let moved = Message::Moved {
+        let moved = Moved {
             fd,
             node: Some(from.to_string()),
         };
-        self.send(None, &moved).await;
+        moved.announce(&*self.registry).await;
         Ok(())
-    }
-
-    /// What is left of a window that ends at `ends` (a whole window if it was attached).
-    fn window_left(&self, ends: Option<Instant>) -> Duration {
-        ends.map_or(Duration::from_secs(self.config.recovery.window_s), |ends| {
-            ends.saturating_duration_since(Instant::now())
-        })
     }
 
     /// Claims `session` from a stopping node and keeps it detached for the rest of its window.
@@ -450,18 +425,16 @@ impl Handover {
         if self.shutdown.is_stopping() {
             return;
         }
-        match self.claim(&from, &id, &fd, None, "0").await {
-            Ok(taken) => self.park(&id, taken),
+        match self.claim(&from, &id, &fd, None, "0".into()).await {
+            Ok(taken) => {
+                tracing::info!(fd = %taken.fd, "detached session adopted from a stopping node");
+                self.sessions
+                    .keep(&taken.fd, taken.parked, taken.window_ends);
+            }
             Err(reason) => {
                 tracing::info!(session = %id, reason = reason.label(), "handover: a session offered by a stopping node was not adopted")
             }
         }
-    }
-
-    fn park(&self, id: &str, taken: Taken) {
-        let left = self.window_left(taken.window_ends);
-        tracing::info!(fd = %taken.parked.identity.fd, "detached session adopted from a stopping node");
-        self.sessions.park_for(id, taken.parked, None, left);
     }
 
     /// A handover that came after its claimant gave up waiting: the session is this node's
@@ -479,23 +452,19 @@ impl Handover {
         else {
             return;
         };
-        if self.clients.holds(&fd) {
+        let Ok((outbound, inbox)) = self.sessions.arriving(&fd) else {
             tracing::warn!(%fd, "handover: a late handover for a connection held here is dropped");
             return;
-        }
-        let limits = &self.config.limits;
-        let (outbound, inbox) = outbound::queue(limits.outbound_queue, limits.outbound_bytes);
-        if let Some(parked) = self.install(&fd, &info, replay, &records, outbound, inbox) {
-            let window_ends =
-                window_left_ms.map(|left| Instant::now() + Duration::from_millis(left));
-            self.park(
-                &session,
-                Taken {
-                    parked,
-                    last: 0,
-                    window_ends,
-                },
-            );
+        };
+        let arrived = Arrived {
+            info,
+            replay,
+            records,
+            window_left_ms,
+        };
+        if let Ok(taken) = self.install(&session, &fd, arrived, outbound, inbox) {
+            self.sessions
+                .keep(&taken.fd, taken.parked, taken.window_ends);
         }
     }
 
@@ -545,7 +514,7 @@ impl Handover {
     /// Where moved sessions live, read again from Redis.
     async fn reload(&self) {
         match self.registry.hash_get_all(FDNODE).await {
-            Ok(moved) => self.clients.set_away(moved.into_iter().collect()),
+            Ok(moved) => self.locations.set_notes(moved.into_iter().collect()),
             Err(error) => {
                 tracing::warn!("handover: cannot read where moved sessions live: {error}")
             }
@@ -556,6 +525,9 @@ impl Handover {
 /// What another node says.
 impl Peers for Arc<Handover> {
     fn receive(&self, payload: String) {
+        if let Some(moved) = Moved::decode(&payload) {
+            return self.locations.note(moved);
+        }
         let message = match serde_json::from_str::<Message>(&payload) {
             Ok(message) => message,
             Err(error) => return tracing::warn!("handover: unreadable message: {error}"),
@@ -592,10 +564,6 @@ impl Peers for Arc<Handover> {
                 let this = self.clone();
                 tokio::spawn(async move { this.adopt(from, session, fd).await });
             }
-            Message::Moved { fd, node } => {
-                let node = node.filter(|node| node_of(&fd) != Some(node.as_str()));
-                self.clients.note_away(&fd, node.as_deref());
-            }
             answer @ (Message::Located { req, .. }
             | Message::Absent { req, .. }
             | Message::Handover { req, .. }
@@ -617,17 +585,16 @@ impl Peers for Arc<Handover> {
     }
 }
 
-/// Tells every node that `fd`, which lived on this node though born on another, ended.
-pub async fn announce_ended(registry: &dyn Registry, fd: &str) {
-    let message = Message::Moved {
-        fd: fd.to_string(),
-        node: None,
-    };
-    if let Ok(payload) = serde_json::to_string(&message) {
-        if let Err(error) = registry.send_peer(None, &payload).await {
-            tracing::debug!(%fd, "handover: the end of a moved session was not announced: {error}");
-        }
-    }
+/// A session as it arrives from the node that held it.
+struct Arrived {
+    /// Its identity record.
+    info: String,
+    /// Its ring.
+    replay: ReplayState,
+    /// Its registry shadow, for re-assertion after an outage.
+    records: String,
+    /// What was left of its window, if it was detached.
+    window_left_ms: Option<u64>,
 }
 
 #[cfg(test)]

@@ -33,7 +33,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use mswoole_core::close::release;
 
-use super::{Arrivals, Peers};
+use super::Peers;
+use crate::fanout::delivery::Arrivals;
 use crate::registry::{
     close_keys_key, controllers_key, Registry, RegistryError, Result, FDINFO, FDNODE, UIDTOFD,
 };

@@ -4,7 +4,21 @@ use serde::Deserialize;
 use smart_default::SmartDefault;
 
 use super::check::non_empty;
-use crate::edge::auth::{Cipher, DEFAULT_KEY};
+
+/// The key MSwoole shipped with; it is public, so the host warns when it is used off loopback.
+pub const DEFAULT_KEY: &str = "kfw001-websocket";
+
+/// Which cipher the tokens are made with (`auth.cipher`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Cipher {
+    /// 3DES-EDE3 in ECB mode with a 24-byte key: MSwoole's `Encrypt::undes`.
+    #[default]
+    #[serde(rename = "3des-ecb")]
+    TripleDesEcb,
+    /// Single DES in CBC mode (key = first 8 key bytes) for deployments that issue tokens that way.
+    #[serde(rename = "des-cbc")]
+    DesCbc,
+}
 
 /// `[auth]`.
 #[derive(Debug, Clone, Deserialize, SmartDefault)]

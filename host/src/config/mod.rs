@@ -35,7 +35,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use self::{
-    auth::Auth,
+    auth::{Auth, Cipher, DEFAULT_KEY},
     databases::{DatabasesConfig, DEFAULT_DATABASE},
     demo::Demo,
     heartbeat::Heartbeat,

@@ -2,7 +2,6 @@
 //! their key.
 
 use super::{registry::node_id_char, *};
-use crate::edge::auth::Cipher;
 use serde_json::json;
 
 fn base() -> PathBuf {

@@ -14,30 +14,7 @@ use tokio_tungstenite::tungstenite::{
     Error as WsError,
 };
 
-/// How a read error ends the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadFailure {
-    /// The client broke RFC 6455's framing rules: close 1002.
-    Protocol,
-    /// A text message (or a close reason) that is not UTF-8: close 1007.
-    InvalidUtf8,
-    /// A frame or message over `limits.max_message_bytes`: close 1009.
-    TooBig,
-    /// The client went away (reset, EOF inside a frame) or already closed: nothing to send.
-    Gone,
-}
-
-impl ReadFailure {
-    /// The close code and reason to send, if the client can still be told anything.
-    pub fn close(self) -> Option<(u16, &'static str)> {
-        match self {
-            ReadFailure::Protocol => Some((1002, "protocol error")),
-            ReadFailure::InvalidUtf8 => Some((1007, "invalid utf-8")),
-            ReadFailure::TooBig => Some((1009, "message too big")),
-            ReadFailure::Gone => None,
-        }
-    }
-}
+pub use crate::engine::end::ReadFailure;
 
 /// The length field of a frame is 64 bits, but RFC 6455 §5.2 says its most significant
 /// bit must be 0. tungstenite compares the length with the size limit before anything

@@ -10,29 +10,15 @@ use des::cipher::{
     BlockDecrypt, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit,
 };
 use des::{Des, TdesEde3};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The key MSwoole shipped with; it is public, so the host warns when it is used off loopback.
-pub const DEFAULT_KEY: &str = "kfw001-websocket";
+pub use crate::config::{Cipher, DEFAULT_KEY};
 
 /// DES block size in bytes (DES and 3DES alike).
 const BLOCK: usize = 8;
 
 /// How far (seconds) a token's `ctime` may lie in the future, to absorb clock skew between issuers.
 const FUTURE_SKEW_S: i128 = 300;
-
-/// Which cipher the tokens are made with (`auth.cipher`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum Cipher {
-    /// 3DES-EDE3 in ECB mode with a 24-byte key: MSwoole's `Encrypt::undes`.
-    #[default]
-    #[serde(rename = "3des-ecb")]
-    TripleDesEcb,
-    /// Single DES in CBC mode (key = first 8 key bytes) for deployments that issue tokens that way.
-    #[serde(rename = "des-cbc")]
-    DesCbc,
-}
 
 /// Why a token was refused. The text never contains the token itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

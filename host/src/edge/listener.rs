@@ -20,20 +20,26 @@ use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
 use tokio_util::task::TaskTracker;
 use tracing::Level;
 
+use super::{
+    auth,
+    handshake::{self, Head, HeadError},
+    ip_limit::IpLimit,
+    opening::{self, Asked},
+    pages, Edge,
+};
 use crate::{
-    app::shared::Shared,
-    conn::Opening,
-    edge::auth::{self},
-    edge::handshake::{self, Head, HeadError},
-    edge::ip_limit::IpLimit,
     identity::Identity,
-    telemetry::log_limit,
-    telemetry::metrics::{self, Handshake},
+    telemetry::{
+        log_limit,
+        metrics::{self, Handshake},
+    },
 };
 
 /// Accepts client sockets until the listeners close.
 pub struct Listener {
-    pub shared: Arc<Shared>,
+    /// What each socket's task uses.
+    pub edge: Arc<Edge>,
+    /// The outside port.
     pub listener: TcpListener,
     /// One permit per WebSocket connection.
     pub limit: Arc<Semaphore>,
@@ -48,17 +54,17 @@ impl Listener {
         let mut backoff = Duration::from_millis(10);
         loop {
             let accepted = tokio::select! {
-                _ = self.shared.shutdown.listeners_closed() => return,
+                _ = self.edge.shutdown.listeners_closed() => return,
                 accepted = self.listener.accept() => accepted,
             };
             match accepted {
                 Ok((socket, peer)) => {
                     backoff = Duration::from_millis(10);
                     let _ = socket.set_nodelay(true);
-                    let (shared, limit) = (self.shared.clone(), self.limit.clone());
+                    let (edge, limit) = (self.edge.clone(), self.limit.clone());
                     let per_ip = self.per_ip.clone();
                     self.tracker
-                        .spawn(handle(shared, limit, per_ip, socket, peer));
+                        .spawn(handle(edge, limit, per_ip, socket, peer));
                 }
                 Err(error) => {
                     // Out of file descriptors, mostly: wait, and the others keep running.
@@ -72,8 +78,8 @@ impl Listener {
 }
 
 /// The client's address: `X-Real-IP` when the peer is a trusted proxy.
-fn client_ip(shared: &Shared, head: &Head, peer: SocketAddr) -> IpAddr {
-    let trusted = shared.config.outside.trusted_proxies.contains(&peer.ip());
+fn client_ip(edge: &Edge, head: &Head, peer: SocketAddr) -> IpAddr {
+    let trusted = edge.config.outside.trusted_proxies.contains(&peer.ip());
     head.header("x-real-ip")
         .filter(|_| trusted)
         .and_then(|ip| ip.trim().parse().ok())
@@ -88,13 +94,13 @@ pub fn unix_now() -> u64 {
 }
 
 /// Checks the handshake's token; an error means 403.
-fn identify(shared: &Shared, head: &Head, fd: String) -> Result<Identity, auth::AuthError> {
-    let auth = &shared.config.auth;
+fn identify(edge: &Edge, head: &Head, fd: String) -> Result<Identity, auth::AuthError> {
+    let auth = &edge.config.auth;
     match head.query_param("auth").filter(|token| !token.is_empty()) {
         None if !auth.required => Ok(Identity::anonymous(fd)),
         None => Err(auth::AuthError::Missing),
         Some(token) => {
-            let claims = shared.codec.decode(&token)?;
+            let claims = edge.codec.decode(&token)?;
             auth::check_age(&claims, auth.max_age_s, unix_now())?;
             Ok(Identity::from_claims(fd, claims))
         }
@@ -103,13 +109,13 @@ fn identify(shared: &Shared, head: &Head, fd: String) -> Result<Identity, auth::
 
 /// One socket: HTTP answers, or the upgrade and the connection.
 async fn handle(
-    shared: Arc<Shared>,
+    edge: Arc<Edge>,
     limit: Arc<Semaphore>,
     per_ip: Arc<IpLimit>,
     mut socket: TcpStream,
     peer: SocketAddr,
 ) {
-    let timeout = Duration::from_secs(shared.config.limits.handshake_timeout_s);
+    let timeout = Duration::from_secs(edge.config.limits.handshake_timeout_s);
     let (head, rest) = match tokio::time::timeout(timeout, handshake::read_head(&mut socket)).await
     {
         Err(_) => {
@@ -127,7 +133,7 @@ async fn handle(
         Ok(Ok(parsed)) => parsed,
     };
     if !head.is_upgrade() {
-        return crate::edge::pages::plain_http(&shared, &mut socket, &head).await;
+        return pages::plain_http(&edge, &mut socket, &head).await;
     }
     // An invalid handshake is a 400 whatever else it carries (RFC 6455 §4.2.1).
     if let Err(bad) = handshake::check_upgrade(&head) {
@@ -136,7 +142,7 @@ async fn handle(
         let _ = handshake::reject_upgrade(&mut socket, bad).await;
         return;
     }
-    if shared.shutdown.is_stopping() {
+    if edge.shutdown.is_stopping() {
         metrics::handshake(Handshake::Unavailable);
         let _ = handshake::respond(&mut socket, 503, &[], "text/plain", "server stopping\n").await;
         return;
@@ -157,17 +163,18 @@ async fn handle(
         .await;
         return;
     };
-    let ip = client_ip(&shared, &head, peer);
+    let ip = client_ip(&edge, &head, peer);
     let Some(_slot) = per_ip.admit(ip) else {
         let message = "limits.connections_per_ip reached: 503";
         if log_limit::admit(Level::WARN, message, message) {
             tracing::warn!(%ip, "{message}");
         }
+        metrics::handshake(Handshake::Unavailable);
         let body = "too many connections from this address\n";
         let _ = handshake::respond(&mut socket, 503, &[], "text/plain", body).await;
         return;
     };
-    let identity = match identify(&shared, &head, shared.ids.next()) {
+    let identity = match identify(&edge, &head, edge.ids.next()) {
         Ok(identity) => identity,
         Err(error) => {
             tracing::info!(%ip, "handshake refused: {error}");
@@ -192,34 +199,30 @@ async fn handle(
     // entering one on every poll would cost the per-message path. The path is logged,
     // never the query: it holds the token.
     // README.md "Resumable sessions": `resume=1` asks for one, `resume=S&last=n` resumes S.
-    let resume = match shared.config.recovery.enabled {
+    let resume = match edge.config.recovery.enabled {
         true => head
             .query_param("resume")
             .filter(|resume| !resume.is_empty()),
         false => None,
     };
-    let last = head.query_param("last").unwrap_or_default();
+    let last = head.query_param("last");
     // The head is not needed any more; the connection lives long, its memory should not.
     let path = head.path.clone();
     drop(head);
-    let (identity, opening) = match resume {
-        None => (Arc::new(identity), Opening::default()),
-        Some(resume) => {
-            match crate::edge::opening::open_session(&shared, identity, &resume, &last).await {
-                Ok(opened) => opened,
-                Err(error) => {
-                    tracing::error!(%ip, "{error}");
-                    return;
-                }
-            }
-        }
+    let asked = Asked {
+        resume: resume.as_deref(),
+        last: last.as_deref(),
     };
-    let fd = identity.fd.clone();
-    tracing::info!(%fd, %ip, path = %path, resumable = opening.session.is_some(), "connected");
-    let config = shared.websocket_config();
+    let (opened, greeting) = match opening::open(&edge, identity, asked).await {
+        Ok(opened) => opened,
+        Err(error) => return tracing::error!(%ip, "{error}"),
+    };
+    let fd = opened.identity.fd.clone();
+    tracing::info!(%fd, %ip, path = %path, resumable = opened.session.is_some(), "connected");
+    let config = edge.conn.settings.websocket();
     let since = Instant::now();
     let socket =
         WebSocketStream::from_partially_read(socket, rest, Role::Server, Some(config)).await;
-    crate::conn::run(shared, socket, identity, opening).await;
+    crate::conn::run(&edge.conn, socket, opened, greeting).await;
     tracing::info!(%fd, %ip, seconds = since.elapsed().as_secs(), "disconnected");
 }

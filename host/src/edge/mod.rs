@@ -12,3 +12,40 @@ pub mod ip_limit;
 pub mod listener;
 pub mod opening;
 pub mod pages;
+
+use std::sync::Arc;
+
+use crate::{
+    cluster::handover::Handover, config::Config, conn, identity::FdIds, plugins::Plugins,
+    runtime::shutdown::Shutdown, session::Sessions,
+};
+
+use self::auth::TokenCodec;
+
+/// What the edge uses: the sections of the config it reads, the token check, and the
+/// parts a new connection is handed to.
+pub struct Edge {
+    /// `[outside]`, `[limits]`, `[auth]`, `[recovery]`, `[demo]`.
+    pub config: Arc<Config>,
+    /// Checks and mints tokens.
+    pub codec: TokenCodec,
+    /// Hands out fds.
+    pub ids: FdIds,
+    /// This node's id (for `/healthz`).
+    pub node: String,
+    /// Opens and resumes sessions.
+    pub sessions: Arc<Sessions>,
+    /// Resumes sessions another node holds.
+    pub handover: Arc<Handover>,
+    /// What each connection task gets.
+    pub conn: conn::Context,
+    /// Whether the host is stopping (503), and when to stop accepting.
+    pub shutdown: Shutdown,
+}
+
+impl Edge {
+    /// The loaded modules (for `/healthz`).
+    pub fn plugins(&self) -> &Plugins {
+        &self.conn.plugins
+    }
+}

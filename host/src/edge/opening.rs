@@ -1,56 +1,46 @@
-//! A client that asks for a resumable session at the handshake (`resume=` in the query,
-//! README.md "Resumable sessions"): a new session, or the one it names.
+//! A client's connection as it begins: a plain one, or a resumable session (`resume=` in
+//! the query, README.md "Resumable sessions") — a new one, or the one it names, resumed
+//! on this node or moved here from the node that holds it.
 
 use std::sync::Arc;
 
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::Edge;
 use crate::{
-    app::shared::Shared,
-    conn::Opening,
     identity::Identity,
-    session::replay::{self, NotResumed, Replay, Session},
-    session::Resumed,
-    telemetry::metrics::{self},
+    session::{self, parse_last, NotResumed, Opened, Replay, Resumed, Session},
+    telemetry::metrics,
 };
 
-/// Claims session `id` here, or from the node holding it.
-async fn claim(
-    shared: &Shared,
-    id: &str,
-    claimant: &Identity,
-    last: &str,
-) -> Result<Resumed, NotResumed> {
-    match shared.sessions.claim(id, claimant, last).await {
-        Err(NotResumed::Unknown) => shared.handover.resume(id, claimant, last).await,
-        claimed => claimed,
-    }
+/// What the handshake asked for.
+pub struct Asked<'a> {
+    /// `resume`: `1` for a new session, or the id of the one to resume; `None`: none.
+    pub resume: Option<&'a str>,
+    /// `last`: the highest seq the client has.
+    pub last: Option<&'a str>,
 }
 
-/// A resumable session for a client that asked for one: a new one (`resume=1`), the
-/// session `resume` names when the claim succeeds, else a new one with the reason.
-pub async fn open_session(
-    shared: &Shared,
-    fresh: Identity,
-    resume: &str,
-    last: &str,
-) -> Result<(Arc<Identity>, Opening), String> {
-    let recovery = shared.sessions.recovery();
+/// Opens the connection of a client with `identity`: its queue and, when it asked for
+/// one, its session; returns what it is written first (the session's control envelope
+/// and the frames it missed).
+pub async fn open(
+    edge: &Edge,
+    identity: Identity,
+    asked: Asked<'_>,
+) -> Result<(Opened, Vec<Utf8Bytes>), String> {
+    let Some(resume) = asked.resume else {
+        return Ok((edge.sessions.open(identity, None).await, Vec::new()));
+    };
     let refusal = match resume {
         "1" => None,
-        id => match claim(shared, id, &fresh, last).await {
-            Ok(Resumed { parked, missed }) => {
+        id => match claim(edge, id, &identity, parse_last(asked.last)).await {
+            Ok(Resumed { opened, missed }) => {
                 metrics::session_resumed();
-                tracing::info!(fd = %parked.identity.fd, missed = missed.len(), "session resumed");
-                let mut greeting = vec![replay::resumed(id, missed.len())];
+                tracing::info!(fd = %opened.identity.fd, missed = missed.len(), "session resumed");
+                let mut greeting = vec![session::resumed(id, missed.len())];
                 greeting.extend(missed);
-                let opening = Opening {
-                    session: Some(Box::new(Session {
-                        id: id.to_string(),
-                        replay: parked.replay,
-                    })),
-                    queue: Some((parked.outbound, parked.inbox)),
-                    greeting,
-                };
-                return Ok((parked.identity, opening));
+                return Ok((opened, greeting));
             }
             Err(reason) => {
                 metrics::session_not_resumed(reason.label());
@@ -58,18 +48,29 @@ pub async fn open_session(
             }
         },
     };
-    let id = replay::new_id()?;
+    let id = session::new_id()?;
     let greeting = match refusal {
-        None => replay::started(&id),
-        Some(reason) => replay::not_resumed(reason, &id),
+        None => session::started(&id),
+        Some(reason) => session::not_resumed(reason, &id),
     };
-    let opening = Opening {
-        session: Some(Box::new(Session {
-            id,
-            replay: Replay::new(recovery),
-        })),
-        queue: None,
-        greeting: vec![greeting],
-    };
-    Ok((Arc::new(fresh), opening))
+    let session = Box::new(Session {
+        id,
+        replay: Replay::new(edge.sessions.recovery()),
+    });
+    let opened = edge.sessions.open(identity, Some(session)).await;
+    Ok((opened, vec![greeting]))
+}
+
+/// Claims session `id` here, or from the node holding it.
+async fn claim(
+    edge: &Edge,
+    id: &str,
+    claimant: &Identity,
+    last: Option<u64>,
+) -> Result<Resumed, NotResumed> {
+    let sessions: &Arc<_> = &edge.sessions;
+    match sessions.resume(id, claimant, last).await {
+        Err(NotResumed::Unknown) => edge.handover.resume(id, claimant, last).await,
+        claimed => claimed,
+    }
 }

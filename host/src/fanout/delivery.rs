@@ -4,20 +4,33 @@
 //! The one path of a frame for an fd, in both directions: modules (through the host
 //! API's outlet) and the manager send through [`Delivery`], and what other nodes relay
 //! to this one comes back in through it too ([`Arrivals`]), so only this file hands
-//! frames and close requests to [`Clients`]. An fd names the node it was born on, which
-//! is where it lives unless its resumable session moved (README.md, "Resumable sessions"):
-//! then the client table notes where it went, and frames go there.
+//! frames and close requests to this node's connections. Where an fd lives is
+//! [`Locations`]' answer: here, behind its queue, or on the node it was born on or moved
+//! to (README.md, "Resumable sessions").
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{
-    cluster::Arrivals,
-    fanout::clients::Clients,
-    identity::node_of,
+    engine::end::CloseRequest,
+    fanout::locations::Locations,
     registry::{Registry, RegistryError},
 };
+
+/// Where what other nodes relay to this one goes: frame delivery
+/// ([`Delivery`]), the one path by which a frame reaches a local fd; the relay between
+/// nodes (`crate::cluster::redis`) hands what it receives here.
+pub trait Arrivals: Send + Sync {
+    /// Frames for these fds, if they live here; returns those that moved from here to
+    /// another node, by node, for the relay to send on.
+    fn to_fds(&self, fds: &[String], text: &Utf8Bytes) -> Vec<(String, Vec<String>)>;
+    /// A frame for every connection of this node.
+    fn to_all(&self, text: &Utf8Bytes);
+    /// Closes one of this node's connections (1000), as a module's `close` does; returns
+    /// the node it moved to instead, if it did, for the relay to send the request on.
+    fn close(&self, fd: &str) -> Option<String>;
+}
 
 /// How far a frame went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,44 +45,33 @@ pub struct Reach {
 
 /// Delivery to fds on any node.
 pub struct Delivery {
-    /// This node's id.
-    node: String,
-    /// This node's connections.
-    clients: Arc<Clients>,
+    /// Where fds live.
+    locations: Arc<Locations>,
     /// The relay to other nodes.
     registry: Arc<dyn Registry>,
 }
 
 impl Delivery {
-    /// Delivery for `node`.
-    pub fn new(node: String, clients: Arc<Clients>, registry: Arc<dyn Registry>) -> Self {
+    /// Delivery through `locations`, relaying through `registry`.
+    pub fn new(locations: Arc<Locations>, registry: Arc<dyn Registry>) -> Self {
         Delivery {
-            node,
-            clients,
+            locations,
             registry,
         }
-    }
-
-    /// The other node an fd not held here lives on: where it moved (`away`), else where
-    /// it was born; `None` when that is this node (it is gone).
-    fn elsewhere<'a>(&self, fd: &'a str, away: Option<&'a str>) -> Option<&'a str> {
-        away.or_else(|| node_of(fd))
-            .filter(|node| *node != self.node)
     }
 
     /// Sends a frame to each fd, local or remote.
     pub async fn to_fds(&self, fds: &[String], text: &Utf8Bytes) -> Result<Reach, RegistryError> {
         let mut remote: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let local = self
-            .clients
-            .send_many(fds.iter().map(String::as_str), text, |fd, away| {
-                if let Some(node) = self.elsewhere(fd, away) {
-                    remote
-                        .entry(node.to_string())
-                        .or_default()
-                        .push(fd.to_string());
-                }
-            });
+        let locations = &self.locations;
+        let local = locations.send_many(fds.iter().map(String::as_str), text, |fd, away| {
+            if let Some(node) = locations.elsewhere(fd, away) {
+                remote
+                    .entry(node.to_string())
+                    .or_default()
+                    .push(fd.to_string());
+            }
+        });
         let mut reach = Reach {
             local,
             ..Reach::default()
@@ -89,7 +91,7 @@ impl Delivery {
 
     /// Sends a frame to every connection of every node.
     pub async fn to_all(&self, text: &Utf8Bytes) -> Result<Reach, RegistryError> {
-        let local = self.clients.send_all(text);
+        let local = self.locations.send_all(text);
         let nodes = self.registry.publish_to_all(text.as_str()).await?;
         Ok(Reach {
             local,
@@ -100,11 +102,11 @@ impl Delivery {
 
     /// Closes a connection on whatever node holds it; `true` if it was found or relayed.
     pub async fn close(&self, fd: &str) -> Result<bool, RegistryError> {
-        if self.clients.close(fd) {
+        if self.locations.close(fd, CloseRequest::Kick) {
             return Ok(true);
         }
-        let away = self.clients.away(fd);
-        match self.elsewhere(fd, away.as_deref()) {
+        let away = self.locations.away(fd);
+        match self.locations.elsewhere(fd, away.as_deref()) {
             Some(node) => self.registry.close_on_node(node, fd).await,
             None => Ok(false),
         }
@@ -115,7 +117,7 @@ impl Delivery {
 impl Arrivals for Delivery {
     fn to_fds(&self, fds: &[String], text: &Utf8Bytes) -> Vec<(String, Vec<String>)> {
         let mut away: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        self.clients
+        self.locations
             .send_many(fds.iter().map(String::as_str), text, |fd, node| {
                 if let Some(node) = node {
                     away.entry(node.to_string())
@@ -127,13 +129,13 @@ impl Arrivals for Delivery {
     }
 
     fn to_all(&self, text: &Utf8Bytes) {
-        self.clients.send_all(text);
+        self.locations.send_all(text);
     }
 
     fn close(&self, fd: &str) -> Option<String> {
-        match self.clients.close(fd) {
+        match self.locations.close(fd, CloseRequest::Kick) {
             true => None,
-            false => self.clients.away(fd),
+            false => self.locations.away(fd),
         }
     }
 }

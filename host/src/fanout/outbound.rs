@@ -32,28 +32,7 @@ use std::{
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Why another task wants the connection closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CloseRequest {
-    /// A resume of its session arrived while this socket still looked open (half-open): the
-    /// socket goes without a close sequence, the session moves to the new one. The weakest:
-    /// any other request ends or detaches the session anyway.
-    Takeover,
-    /// A module or the manager closed it: 1000.
-    Kick,
-    /// The host is stopping (the drain, README.md "Stopping"): 1012 `service restart`.
-    Shutdown,
-    /// Its queue went past `limits.outbound_bytes`: 1008 `slow consumer`.
-    SlowConsumer,
-}
-
-impl CloseRequest {
-    /// Whether it detaches a resumable session rather than ending it (README.md,
-    /// "Resumable sessions"): frames for it are then still kept.
-    pub fn detaches(self) -> bool {
-        matches!(self, CloseRequest::Takeover | CloseRequest::Shutdown)
-    }
-}
+pub use crate::engine::end::CloseRequest;
 
 /// What the connection task finds in its inbox.
 #[derive(Debug, PartialEq)]
@@ -109,11 +88,14 @@ pub enum Offer {
     Queued,
     /// The queue holds `limits.outbound_queue` frames: the frame was dropped.
     Full,
-    /// The frame would have taken the queue past `limits.outbound_bytes`: it and every
-    /// queued frame were dropped, and the connection is asked to close as a slow consumer.
+    /// The frame would have taken the queue past `limits.outbound_bytes` (or, for a detached
+    /// session, past `recovery.max_frames` / `max_bytes`): it and every queued frame were
+    /// dropped, and the connection is asked to close as a slow consumer.
     SlowConsumer {
         /// The queued frames dropped with it.
         dropped: usize,
+        /// The session was detached: no socket to close, the session ends.
+        detached: bool,
     },
     /// The connection is closing: the frame was dropped.
     Closing,
@@ -166,7 +148,10 @@ impl Outbound {
                 let dropped = std::mem::take(&mut held.frames).len();
                 held.queued_bytes = 0;
                 self.0.request_close(&mut held, CloseRequest::SlowConsumer);
-                return Offer::SlowConsumer { dropped };
+                return Offer::SlowConsumer {
+                    dropped,
+                    detached: true,
+                };
             }
         }
         if held.frames.len() >= self.0.max_frames {
@@ -177,7 +162,10 @@ impl Outbound {
             let dropped = std::mem::take(&mut held.frames).len();
             held.queued_bytes = 0;
             self.0.request_close(&mut held, CloseRequest::SlowConsumer);
-            return Offer::SlowConsumer { dropped };
+            return Offer::SlowConsumer {
+                dropped,
+                detached: false,
+            };
         }
         held.frames.push_back(frame);
         held.queued_bytes += bytes;
@@ -333,7 +321,10 @@ mod tests {
         // Taken, not flushed: the 800 bytes still count, so 201 more are too many.
         assert_eq!(
             outbound.offer(text(201)),
-            Offer::SlowConsumer { dropped: 0 }
+            Offer::SlowConsumer {
+                dropped: 0,
+                detached: false
+            }
         );
         let (outbound, inbox) = queue(100, 1000);
         outbound.offer(text(400));
@@ -350,7 +341,13 @@ mod tests {
         assert_eq!(outbound.offer(text(600)), Offer::Queued);
         assert_eq!(outbound.offer(text(400)), Offer::Queued);
         // 1000 held: one more byte is too many.
-        assert_eq!(outbound.offer(text(1)), Offer::SlowConsumer { dropped: 2 });
+        assert_eq!(
+            outbound.offer(text(1)),
+            Offer::SlowConsumer {
+                dropped: 2,
+                detached: false
+            }
+        );
         {
             let held = inbox.0.held();
             assert!(
@@ -374,12 +371,24 @@ mod tests {
             "the drain's request is forgotten"
         );
         assert_eq!(outbound.offer(text(1)), Offer::Queued);
-        assert_eq!(outbound.offer(text(1)), Offer::SlowConsumer { dropped: 2 });
+        assert_eq!(
+            outbound.offer(text(1)),
+            Offer::SlowConsumer {
+                dropped: 2,
+                detached: true
+            }
+        );
         assert_eq!(outbound.close_requested().await, CloseRequest::SlowConsumer);
 
         let (outbound, inbox) = queue(100, 1000);
         inbox.detach(None, 10, 10);
-        assert_eq!(outbound.offer(text(11)), Offer::SlowConsumer { dropped: 0 });
+        assert_eq!(
+            outbound.offer(text(11)),
+            Offer::SlowConsumer {
+                dropped: 0,
+                detached: true
+            }
+        );
 
         let (outbound, inbox) = queue(100, 1000);
         outbound.close(CloseRequest::Takeover);

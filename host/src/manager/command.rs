@@ -17,13 +17,15 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::{
+    status::{Nodes, PluginStatus, RefusalStatus, Status},
+    Manager,
+};
 use crate::{
-    app::shared::Shared,
     envelope::Envelope,
     fanout::delivery::Reach,
     plugins::bridge::Hook,
     registry::{is_host_key, RegistryError},
-    runtime::process,
 };
 
 /// Whom a `push` goes to.
@@ -205,33 +207,33 @@ impl Command {
     }
 
     /// Runs the command.
-    pub async fn execute(self, shared: &Shared) -> Answer {
+    pub async fn execute(self, manager: &Manager) -> Answer {
         let method = self.method();
         match self {
-            Command::Reload => ok(method, reload(shared).await),
+            Command::Reload => ok(method, reload(manager).await),
             Command::Stop => Answer {
                 then_stop: true,
                 ..ok(method, json!({"pid": std::process::id()}))
             },
-            Command::Status => ok(method, status(shared).await),
-            Command::Say(frame) => reached(method, shared.delivery.to_all(&frame).await),
+            Command::Status => ok(method, json!(status(manager).await)),
+            Command::Say(frame) => reached(method, manager.delivery.to_all(&frame).await),
             Command::Push(recipient, frame) => {
                 let fd = match recipient {
                     Recipient::Fd(fd) => fd,
-                    Recipient::Uid(uid) => match shared.registry.uid_fd(&uid).await {
+                    Recipient::Uid(uid) => match manager.registry.uid_fd(&uid).await {
                         Ok(Some(fd)) => fd,
                         Ok(None) => return ok(method, json!({"local": 0, "nodes": 0})),
                         Err(error) => return unavailable(method, error),
                     },
                 };
-                reached(method, shared.delivery.to_fds(&[fd], &frame).await)
+                reached(method, manager.delivery.to_fds(&[fd], &frame).await)
             }
             // Members on other nodes are reached through the registry's relay, as a
             // module's `send_to_set` reaches them (README.md, "Several hosts behind one Redis").
             // `members` is the set's size as the registry holds it, stale members
             // included: what a broadcast reaches cannot show a member left behind.
-            Command::Broadcast(key, frame) => match shared.registry.set_members(&key).await {
-                Ok(members) => match shared.delivery.to_fds(&members, &frame).await {
+            Command::Broadcast(key, frame) => match manager.registry.set_members(&key).await {
+                Ok(members) => match manager.delivery.to_fds(&members, &frame).await {
                     Ok(reach) => ok(
                         method,
                         json!({"local": reach.local, "nodes": reach.nodes, "members": members.len()}),
@@ -274,39 +276,48 @@ fn id_text(value: &Value) -> Option<String> {
 }
 
 /// Rescans the plugin directory, then runs `onReload` on every module.
-pub async fn reload(shared: &Shared) -> Value {
-    let loaded = shared.plugins.scan().await;
-    let timeout = Duration::from_millis(shared.config.limits.call_timeout_ms);
-    shared.plugins.hook_all(Hook::Reload, timeout).await;
+pub async fn reload(manager: &Manager) -> Value {
+    let plugins = &manager.plugins;
+    let loaded = plugins.scan().await;
+    let timeout = Duration::from_millis(manager.config.limits.call_timeout_ms);
+    plugins.hook_all(Hook::Reload, timeout).await;
     tracing::info!(loaded, "reload: plugins rescanned, onReload sent");
-    let (_, refusals) = shared.plugins.status();
+    let refusals: Vec<RefusalStatus> = plugins.refusals().iter().map(RefusalStatus::of).collect();
     json!({"loaded": loaded, "refusals": refusals})
 }
 
 /// What `mswoole status` shows.
-pub async fn status(shared: &Shared) -> Value {
-    let (plugins, refusals) = shared.plugins.status();
-    let registered = shared.registry.connection_count().await.ok();
-    let nodes = match shared.registry.nodes().await {
-        Ok(nodes) if !nodes.is_empty() => json!(nodes),
-        Ok(_) => json!([shared.node_id]),
-        Err(error) => json!({"error": error.to_string()}),
+pub async fn status(manager: &Manager) -> Status {
+    let refusals = manager.plugins.refusals();
+    let node = manager.locations.node().to_string();
+    let nodes = match manager.registry.nodes().await {
+        Ok(nodes) if !nodes.is_empty() => Nodes::Known(nodes),
+        Ok(_) => Nodes::Known(vec![node.clone()]),
+        Err(error) => Nodes::Unknown {
+            error: error.to_string(),
+        },
     };
-    json!({
-        "pid": std::process::id(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "connections": shared.clients.len(),
-        "registered": registered,
-        "max_connections": shared.max_connections,
-        "dropped_frames": shared.clients.dropped(),
-        "uptime_s": shared.started.elapsed().as_secs(),
-        "memory_kb": process::resident_kib(),
-        "node": shared.node_id,
-        "nodes": nodes,
-        "plugin_dir": shared.plugins.dir().display().to_string(),
-        "plugins": plugins,
-        "refusals": refusals,
-    })
+    let (pid, version, memory_kb) = Status::process();
+    Status {
+        pid,
+        version,
+        connections: manager.sessions.connections() as u64,
+        registered: manager.registry.connection_count().await.ok(),
+        max_connections: manager.max_connections as u64,
+        dropped_frames: manager.locations.dropped(),
+        uptime_s: manager.started.elapsed().as_secs(),
+        memory_kb,
+        node,
+        nodes,
+        plugin_dir: manager.plugins.dir().display().to_string(),
+        plugins: manager
+            .plugins
+            .all()
+            .iter()
+            .map(|generation| PluginStatus::of(generation, &refusals))
+            .collect(),
+        refusals: refusals.iter().map(RefusalStatus::of).collect(),
+    }
 }
 
 #[cfg(test)]

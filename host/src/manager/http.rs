@@ -23,11 +23,11 @@ use serde_json::{Map, Value};
 
 use super::{
     command::{self, Answer, Command},
-    drain, token_matches, COMMAND_TIMEOUT,
+    drain, token_matches, Manager, COMMAND_TIMEOUT,
 };
 use crate::{
-    app::shared::Shared, edge::handshake, edge::handshake::Head, envelope::Envelope,
-    telemetry::metrics::Metrics,
+    edge::handshake::{self, Head},
+    envelope::Envelope,
 };
 
 /// Commands a backend may send over HTTP.
@@ -42,18 +42,9 @@ enum Target {
 }
 
 /// One HTTP request to the manager port, answered, then the connection closed.
-pub async fn request(
-    shared: &Shared,
-    metrics: &Metrics,
-    mut socket: TcpStream,
-    head: Head,
-    rest: Vec<u8>,
-) {
-    let bearer = head
-        .header("authorization")
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    if !token_matches(shared, bearer) {
+pub async fn request(manager: &Manager, mut socket: TcpStream, head: Head, rest: Vec<u8>) {
+    let bearer = head.header("authorization").and_then(bearer_token);
+    if !token_matches(manager, bearer) {
         let refusal = Answer::refused(Envelope::new(401, "unauthorized", "token 错误"));
         return refuse(&mut socket, &refusal, &[("WWW-Authenticate", "Bearer")]).await;
     }
@@ -80,14 +71,14 @@ pub async fn request(
     }
     let name = match target {
         Target::Metrics => {
-            let text = metrics.render(shared.clients.len());
+            let text = manager.metrics.render(manager.sessions.connections());
             let content_type = "text/plain; version=0.0.4; charset=utf-8";
             let _ = handshake::respond(&mut socket, 200, &[], content_type, &text).await;
             return;
         }
         Target::Command(name) => name,
     };
-    let body = match read_body(shared, &mut socket, &head, rest).await {
+    let body = match read_body(manager, &mut socket, &head, rest).await {
         Ok(body) => body,
         Err(Refused {
             answer: refusal,
@@ -97,11 +88,20 @@ pub async fn request(
             answer: refusal, ..
         }) => return answer(&mut socket, &refusal, &[]).await,
     };
-    let reply = match Command::parse(name, &body, shared.config.limits.max_message_bytes) {
-        Ok(command) => command.execute(shared).await,
+    let reply = match Command::parse(name, &body, manager.config.limits.max_message_bytes) {
+        Ok(command) => command.execute(manager).await,
         Err(refusal) => refusal,
     };
     answer(&mut socket, &reply, &[]).await;
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme's case does not
+/// matter (RFC 7235 §2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// A request refused before its command ran.
@@ -122,7 +122,7 @@ impl From<Answer> for Refused {
 
 /// Reads the body by its `Content-Length` and parses it as a JSON object (empty = `{}`).
 async fn read_body(
-    shared: &Shared,
+    manager: &Manager,
     socket: &mut TcpStream,
     head: &Head,
     mut body: Vec<u8>,
@@ -138,7 +138,7 @@ async fn read_body(
             .parse::<usize>()
             .map_err(|_| Refused::from(Answer::bad_request()))?,
     };
-    let max = shared.config.manager.max_message_bytes;
+    let max = manager.config.manager.max_message_bytes;
     if length > max {
         return Err(Refused {
             answer: Answer::too_large(max),
@@ -192,4 +192,23 @@ async fn answer(socket: &mut TcpStream, answer: &Answer, headers: &[(&str, &str)
         &answer.to_json(),
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_ignores_case() {
+        for header in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER  s3cret ",
+            " Bearer s3cret",
+        ] {
+            assert_eq!(bearer_token(header), Some("s3cret"), "{header:?}");
+        }
+        assert_eq!(bearer_token("Basic s3cret"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
 }

@@ -11,11 +11,16 @@
 //! manager, even on a loopback address); with `manager.token` set, every request
 //! carries it, compared in constant time.
 
+pub mod client;
 pub mod command;
 mod http;
+pub mod status;
 mod ws;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use subtle::ConstantTimeEq;
 use tokio::{
@@ -26,10 +31,39 @@ use tokio::{
 pub use command::reload;
 
 use crate::{
-    app::shared::Shared,
+    config::Config,
     edge::handshake::{self, HeadError},
+    fanout::{delivery::Delivery, locations::Locations},
+    plugins::Plugins,
+    registry::Registry,
+    runtime::shutdown::Shutdown,
+    session::Sessions,
     telemetry::metrics::Metrics,
 };
+
+/// What the manager port uses: the parts its commands act on, and nothing more.
+pub struct Manager {
+    /// `[manager]` and `limits.max_message_bytes`.
+    pub config: Arc<Config>,
+    /// Rescanned by `reload`, listed by `status`.
+    pub plugins: Arc<Plugins>,
+    /// Where `push` finds a uid and `broadcast` a set.
+    pub registry: Arc<dyn Registry>,
+    /// Frames to connections on any node.
+    pub delivery: Arc<Delivery>,
+    /// Connections a socket serves (`status`, `/metrics`).
+    pub sessions: Arc<Sessions>,
+    /// Frames dropped (`status`).
+    pub locations: Arc<Locations>,
+    /// `stop`.
+    pub shutdown: Shutdown,
+    /// `/metrics`.
+    pub metrics: Metrics,
+    /// When the host started.
+    pub started: Instant,
+    /// `limits.max_connections`, resolved.
+    pub max_connections: usize,
+}
 
 /// How long a manager client has to send its command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,15 +73,15 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Accepts manager connections until the listeners close.
-pub async fn serve(shared: Arc<Shared>, metrics: Metrics, listener: TcpListener) {
+pub async fn serve(manager: Arc<Manager>, listener: TcpListener) {
     loop {
         let accepted = tokio::select! {
-            _ = shared.shutdown.listeners_closed() => return,
+            _ = manager.shutdown.listeners_closed() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((socket, _)) => {
-                tokio::spawn(session(shared.clone(), metrics.clone(), socket));
+                tokio::spawn(session(manager.clone(), socket));
             }
             Err(error) => {
                 tracing::error!("manager accept failed: {error}");
@@ -58,7 +92,7 @@ pub async fn serve(shared: Arc<Shared>, metrics: Metrics, listener: TcpListener)
 }
 
 /// One manager connection: its head decides the transport.
-async fn session(shared: Arc<Shared>, metrics: Metrics, mut socket: TcpStream) {
+async fn session(manager: Arc<Manager>, mut socket: TcpStream) {
     let head = tokio::time::timeout(COMMAND_TIMEOUT, handshake::read_head(&mut socket)).await;
     let (head, rest) = match head {
         Err(_) | Ok(Err(HeadError::Io(_))) => return,
@@ -74,15 +108,15 @@ async fn session(shared: Arc<Shared>, metrics: Metrics, mut socket: TcpStream) {
         return;
     }
     if head.is_upgrade() {
-        ws::session(&shared, socket, head, rest).await;
+        ws::session(&manager, socket, head, rest).await;
     } else {
-        http::request(&shared, &metrics, socket, head, rest).await;
+        http::request(&manager, socket, head, rest).await;
     }
 }
 
 /// Whether `given` is `manager.token` (constant time); `true` when no token is set.
-fn token_matches(shared: &Shared, given: Option<&str>) -> bool {
-    match &shared.config.manager.token {
+fn token_matches(manager: &Manager, given: Option<&str>) -> bool {
+    match &manager.config.manager.token {
         None => true,
         Some(expected) => {
             let given = given.unwrap_or("");

@@ -22,9 +22,9 @@ use tokio_tungstenite::{
 
 use super::{
     command::{self, Answer, Command},
-    drain, token_matches, COMMAND_TIMEOUT,
+    drain, token_matches, Manager, COMMAND_TIMEOUT,
 };
-use crate::{app::shared::Shared, edge::handshake::Head, envelope::Envelope};
+use crate::{edge::handshake::Head, envelope::Envelope};
 
 /// What the client's first data frame came to.
 enum Received {
@@ -39,12 +39,12 @@ enum Received {
 }
 
 /// One WebSocket manager connection, from the upgrade request on.
-pub async fn session(shared: &Arc<Shared>, mut socket: TcpStream, head: Head, rest: Vec<u8>) {
+pub async fn session(manager: &Arc<Manager>, mut socket: TcpStream, head: Head, rest: Vec<u8>) {
     match crate::edge::handshake::accept_upgrade(&mut socket, &head).await {
         Ok(true) => {}
         Ok(false) | Err(_) => return,
     }
-    let max = shared.config.manager.max_message_bytes;
+    let max = manager.config.manager.max_message_bytes;
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
@@ -55,7 +55,7 @@ pub async fn session(shared: &Arc<Shared>, mut socket: TcpStream, head: Head, re
         Ok(None) | Err(_) => return,
     };
     let (answer, then_drain) = match received {
-        Received::Text(text) => (run(shared, text.as_str()).await, false),
+        Received::Text(text) => (run(manager, text.as_str()).await, false),
         Received::Refused { answer, drain } => (answer, drain),
     };
     let _ = ws
@@ -66,7 +66,7 @@ pub async fn session(shared: &Arc<Shared>, mut socket: TcpStream, head: Head, re
         drain(ws.get_mut()).await;
     }
     if answer.then_stop {
-        shared.shutdown.stop();
+        manager.shutdown.stop();
     }
 }
 
@@ -93,17 +93,17 @@ async fn first_frame(ws: &mut WebSocketStream<TcpStream>, max: usize) -> Option<
 }
 
 /// Reads, checks and runs one command text.
-async fn run(shared: &Shared, text: &str) -> Answer {
+async fn run(manager: &Manager, text: &str) -> Answer {
     let body = match command::object(text.as_bytes()) {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    if !token_matches(shared, body.get("token").and_then(Value::as_str)) {
+    if !token_matches(manager, body.get("token").and_then(Value::as_str)) {
         return Answer::refused(Envelope::new(403, "forbidden", "token 错误"));
     }
     let method = body.get("method").and_then(Value::as_str).unwrap_or("");
-    match Command::parse(method, &body, shared.config.limits.max_message_bytes) {
-        Ok(command) => command.execute(shared).await,
+    match Command::parse(method, &body, manager.config.limits.max_message_bytes) {
+        Ok(command) => command.execute(manager).await,
         Err(refusal) => refusal,
     }
 }

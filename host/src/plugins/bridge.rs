@@ -11,36 +11,36 @@ use std::{
 };
 
 use futures_util::FutureExt as _;
-use mswoole_core::{boundary, services::Services, spec::ModuleSpec, spec::Target};
-use mswoole_plugin_api::ffi::{ModuleBox, PluginModRef};
+use mswoole_core::{
+    boundary,
+    engine::loading::Source,
+    spec::{ModuleSpec, Target},
+};
+use mswoole_plugin_api::ffi::{HookFuture, HostApiBox, ModuleBox, PluginModRef};
 use serde_json::Value;
 
 use super::Generation;
 use crate::{envelope::Envelope, error::CallError};
 
-/// Reads and normalises what a library declares about itself; `names_as_declared`
-/// when it was built on a plugin-api that hands modules their names as declared.
-pub fn describe(root: PluginModRef, names_as_declared: bool) -> Result<ModuleSpec, String> {
-    let info = Result::from((root.describe())()).map_err(|e| format!("describe failed: {e}"))?;
-    ModuleSpec::from_info(&info, names_as_declared)
+/// A library's root module, as the load sequence (`mswoole_core::engine::loading`) reads
+/// it; `names_as_declared` when it was built on a plugin-api that hands modules their
+/// names as declared.
+pub struct LibrarySource {
+    /// The library's root module.
+    pub root: PluginModRef,
+    /// Whether the module gets its names as declared (plugin-api ≥ 1.1).
+    pub names_as_declared: bool,
 }
 
-/// Builds the module with its host handle and config table.
-pub fn construct(
-    root: PluginModRef,
-    services: Services,
-    config: &Value,
-) -> Result<ModuleBox, String> {
-    Result::from((root.new())(
-        services.into_handle(),
-        config.to_string().into(),
-    ))
-    .map_err(|e| e.into_string())
-}
+impl Source for LibrarySource {
+    fn describe(&self) -> Result<ModuleSpec, String> {
+        let info = Result::from((self.root.describe())()).map_err(|e| e.into_string())?;
+        ModuleSpec::from_info(&info, self.names_as_declared)
+    }
 
-/// Carries state from the old version into the new one; an import error refuses the new one.
-pub fn hand_over(old: &Generation, new: &ModuleBox) -> Result<(), String> {
-    boundary::hand_over(&old.spec.name, old.module(), new)
+    fn construct(&self, host: HostApiBox, config: String) -> Result<ModuleBox, String> {
+        Result::from((self.root.new())(host, config.into())).map_err(|e| e.into_string())
+    }
 }
 
 /// Calls an action; the reply is copied into host memory before the generation is released.
@@ -103,6 +103,11 @@ pub async fn hook(
         Hook::Reload => module.on_reload(),
         Hook::Shutdown => module.on_shutdown(),
     };
+    bounded(future, timeout).await
+}
+
+/// A hook's future, bounded by `timeout`, with a panic that surfaces caught.
+pub async fn bounded(future: HookFuture, timeout: Duration) -> Result<(), CallError> {
     match tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await {
         Err(_) => Err(CallError::Timeout(timeout.as_millis() as u64)),
         Ok(Err(_)) => Err(CallError::Panicked("the module's future panicked".into())),

@@ -10,7 +10,9 @@
 //! - [`loader`]: opens and checks a library (the only `unsafe`).
 //! - [`bridge`]: the only code that calls into a module.
 //! - [`outlet`]: where the host API (`mswoole_core::services`) sends frames,
-//!   closes, sleeps and log lines.
+//!   closes, sleeps, timers and log lines.
+//! - [`timers`]: modules' timers, each a task that says when a tick is due; the table
+//!   fires it on the module's current version ([`Plugins::serve_timers`]).
 //! - [`watcher`]: rescans when a library in the directory is rebuilt.
 
 pub mod bridge;
@@ -34,21 +36,31 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use mswoole_core::{
     close::CloseHooks,
+    engine::{
+        loading,
+        scheduler::{CallFuture, Dispatch},
+    },
     io::ModuleIo,
     services::Services,
     spec::{ModuleSpec, Target},
 };
 use mswoole_plugin_api::ffi::ModuleBox;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
-use self::{bridge::Hook, loader::ApiVersion, outlet::HostOutlet};
+use self::{
+    bridge::Hook,
+    loader::ApiVersion,
+    outlet::HostOutlet,
+    timers::{Tick, Timers},
+};
 use crate::{
     config::Config,
     error::CallError,
     fanout::delivery::Delivery,
-    plugins::timers::Timers,
     registry::Registry,
     router::{module_name, Route},
+    telemetry::metrics,
 };
 
 /// The first plugin-api minor version that hands modules their names as declared.
@@ -88,7 +100,7 @@ impl Generation {
     }
 
     /// The private copy that is mapped.
-    fn copy(&self) -> &Path {
+    pub fn copy(&self) -> &Path {
         self.loaded
             .as_ref()
             .map_or(Path::new(""), |loaded| loaded.library.copy())
@@ -319,7 +331,8 @@ impl Plugins {
         lock(&self.refusals).insert(file.to_path_buf(), refusal);
     }
 
-    /// Loads one file and makes it current for its module.
+    /// Loads one file and makes it current for its module, by the load sequence every
+    /// module follows (`mswoole_core::engine::loading`).
     async fn load(&self, file: &Path) -> Result<(), String> {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let (owned_file, copies) = (file.to_path_buf(), self.copies.clone());
@@ -333,7 +346,11 @@ impl Plugins {
                     }
                     e.reason
                 })?;
-        let spec = bridge::describe(root, api.minor >= NAMES_AS_DECLARED_SINCE)?;
+        let source = bridge::LibrarySource {
+            root,
+            names_as_declared: api.minor >= NAMES_AS_DECLARED_SINCE,
+        };
+        let spec = loading::declared(&source)?;
         let previous = self.module(&spec.name);
         if let Some(previous) = &previous {
             if previous.file != file {
@@ -353,33 +370,31 @@ impl Plugins {
             io: self.io.clone(),
             module: spec.name.as_str().into(),
         };
-        let module = bridge::construct(root, services, &self.config.module_config(&spec.name))
-            .map_err(|reason| format!("constructor of {} failed: {reason}", spec.name))?;
-        // What its config switched on or off (e.g. Index's Debug controller).
-        let spec = mswoole_core::boundary::configured(spec, &module)?;
-        if let Some(previous) = &previous {
-            bridge::hand_over(previous, &module)?;
-        }
+        let config = self.config.module_config(&spec.name);
+        let timeout = self.call_timeout();
+        // on_start before it serves: an error refuses it, and dropping it unloads it.
+        let start = |module: &ModuleBox| bridge::bounded(module.on_start(), timeout);
+        let previous_module = previous.as_ref().map(|previous| previous.module());
+        let prepared =
+            loading::prepare(&source, spec, services, &config, previous_module, start).await?;
         let generation = Arc::new(Generation {
-            loaded: Some(Loaded { module, library }),
+            loaded: Some(Loaded {
+                module: prepared.module,
+                library,
+            }),
             number: previous.as_ref().map_or(1, |p| p.number + 1),
-            spec,
+            spec: prepared.spec,
             file: file.to_path_buf(),
             loaded_at: SystemTime::now(),
             api,
         });
-        // on_start before it serves: an error refuses it, and dropping it unloads it.
-        let timeout = Duration::from_millis(self.config.limits.call_timeout_ms);
-        bridge::hook(generation.clone(), Hook::Start, timeout)
-            .await
-            .map_err(|error| format!("on_start of {} failed: {error}", generation.spec.name))?;
         let mut table = HashMap::clone(&self.current.load());
         table.insert(generation.spec.name.clone(), generation.clone());
         self.current.store(Arc::new(table));
         lock(&self.refusals).remove(file);
         match previous {
-            Some(_) => crate::telemetry::metrics::plugin_swapped(&generation.spec.name),
-            None => crate::telemetry::metrics::module_loaded(&generation.spec.name),
+            Some(_) => metrics::plugin_swapped(&generation.spec.name),
+            None => metrics::module_loaded(&generation.spec.name),
         }
         tracing::info!(
             module = %generation.spec.name,
@@ -390,6 +405,38 @@ impl Plugins {
             "plugin loaded"
         );
         Ok(())
+    }
+
+    /// `limits.call_timeout_ms`: what bounds every call and hook.
+    fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.limits.call_timeout_ms)
+    }
+
+    /// Fires the ticks of modules' timers on each module's current version, by the rules
+    /// of the timer table (README.md, docs/MODULES.md "Timers"), until the host stops.
+    pub async fn serve_timers(
+        self: Arc<Self>,
+        timers: Arc<Timers>,
+        mut ticks: mpsc::UnboundedReceiver<Tick>,
+    ) {
+        while let Some(tick) = ticks.recv().await {
+            let Some(timer) = timers.begin(&tick) else {
+                continue;
+            };
+            let Some(generation) = self.module(&tick.module) else {
+                tracing::warn!(module = %tick.module, timer = %tick.name, "timer fired for a module that is not loaded");
+                timers.finish(&tick);
+                continue;
+            };
+            let (timers, timeout) = (timers.clone(), self.call_timeout());
+            tokio::spawn(async move {
+                let hook = Hook::Timer(&timer.name, &timer.payload);
+                if let Err(error) = bridge::hook(generation, hook, timeout).await {
+                    tracing::error!(module = %tick.module, timer = %timer.name, "onTimer failed: {error}");
+                }
+                timers.finish(&tick);
+            });
+        }
     }
 
     /// Runs a lifecycle hook on every current module, logging failures.
@@ -441,6 +488,27 @@ impl Plugins {
     }
 }
 
+/// How a connection's engine reaches the modules: the current version of the route's
+/// module, pinned for the length of the call, timed into `mswoole_module_call_seconds`.
+impl Dispatch for Plugins {
+    type Target = (Arc<Generation>, Target);
+
+    fn resolve(&self, route: &Route) -> Result<Self::Target, CallError> {
+        Plugins::resolve(self, route)
+    }
+
+    fn call(&self, (generation, target): Self::Target, fd: &str, message: String) -> CallFuture {
+        let module = generation.spec.name.clone();
+        let call = bridge::call(generation, fd, target, message, self.call_timeout());
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let outcome = call.await;
+            metrics::module_call(&module, started.elapsed());
+            outcome
+        })
+    }
+}
+
 /// `onClose` for the close sequence: the registered `Module.Controller` reaches the
 /// current version of that module, bounded by `limits.call_timeout_ms`.
 #[async_trait]
@@ -451,7 +519,7 @@ impl CloseHooks for Plugins {
             return Ok(false);
         };
         let controller = generation.spec.close_controller(controller);
-        let timeout = Duration::from_millis(self.config.limits.call_timeout_ms);
+        let timeout = self.call_timeout();
         bridge::hook(generation, Hook::Close(&controller, info), timeout).await?;
         Ok(true)
     }

@@ -1,423 +1,562 @@
-//! This node's resumable sessions, and when a dropped one ends (README.md,
-//! "Resumable sessions").
+//! The owner of every connection's life on this node (README.md, "Resumable sessions").
 //!
-//! A session is *attached* while a connection task serves it. When its socket drops
-//! without a close frame (a reset, an EOF, an idle timeout, the drain's 1012), the task
-//! *parks* it here instead of running its close sequence: the session keeps its fd,
-//! rooms, close keys and controllers, its outbound queue keeps what is sent to it
-//! (bounded by `recovery.max_frames` / `max_bytes`), and a window task waits
-//! `recovery.window_s`. A resume *claims* it atomically: a second resume meanwhile
-//! gets `busy`. If the old socket still looks open (half-open), the claim asks its task
-//! to hand the session over ([`CloseRequest::Takeover`]) and waits for it. If no resume
-//! comes, or a module or the manager closes the session, or its queue overflows, the
-//! window task ends it through [`Closer`]: the close sequence runs then, not at the drop.
+//! Why one owner: a connection ends in many ways — its client leaves, it idles out, a
+//! module or the manager closes it, a limit ends it, the host stops, a resume takes it
+//! over, its session moves to another node — and whether its session survives, who runs
+//! its close sequence and where its frames go must not depend on which part noticed
+//! first. So the connection task only *reports* how its socket ended ([`Report`]), and
+//! this owner decides: park the session for a resume, hand it to a resume that waits for
+//! it, or end it. Only this owner runs a close sequence (`mswoole_core::close`, with the
+//! modules' `onClose` hooks), and only it changes where an fd lives ([`Locations`]).
+//!
+//! How: the rules are transitions of one state machine under one lock ([`table`]); each
+//! returns the effects to carry out once the lock is released (a window to wait for, a
+//! close sequence, a takeover request), which [`Sessions::apply`] does. The cluster's
+//! handover claims and installs sessions through the same transitions, so a resume on
+//! this node and one on another follow the same rules.
 
-pub mod closer;
+mod control;
 pub mod replay;
+pub mod table;
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
+use std::{sync::Arc, time::Duration};
+
+use mswoole_core::{
+    close::{close_sequence, CloseHooks},
+    future::BoxFuture,
 };
-
-use tokio::{sync::oneshot, time::Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use self::table::{Claim, Effect, Table};
+pub use self::{
+    control::{new_id, not_resumed, parse_last, resumed, started, NotResumed},
+    replay::{Replay, ReplayState, Session},
+    table::Parked,
+};
 use crate::{
     config::Recovery,
-    fanout::clients::Clients,
-    fanout::outbound::{CloseRequest, Inbox, Outbound},
+    engine::{
+        end::{CloseRequest, End},
+        scheduler::{self, CallFuture, Observe},
+    },
+    fanout::{
+        locations::Locations,
+        outbound::{self, Inbox, Outbound},
+    },
     identity::Identity,
-    session::closer::Closer,
-    session::replay::{same_owner, NotResumed, Replay},
+    registry::Registry,
+    router::Route,
+    telemetry::log_limit,
 };
 
 /// How long a resume waits for a half-open connection's task to hand its session over.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
-/// How long an expired session's id is remembered, to answer `expired` rather than `unknown`.
-const EXPIRED_KEEP: Duration = Duration::from_secs(3600);
 
-/// What a session is, between two connection tasks.
-pub struct Parked {
-    /// Who it is (the identity it began with, kept across resumes).
+/// What the owner needs to know of the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `protocol.escape_html`: how `onClose` sees the identity.
+    pub escape: bool,
+    /// `[recovery]`.
+    pub recovery: Recovery,
+    /// `limits.outbound_queue`.
+    pub outbound_queue: usize,
+    /// `limits.outbound_bytes`.
+    pub outbound_bytes: usize,
+    /// `limits.call_timeout_ms`: how long a detaching connection's call may still take.
+    pub call_timeout: Duration,
+}
+
+/// A connection as it begins: its identity and both ends of its queue.
+pub struct Opened {
+    /// Who it is.
     pub identity: Arc<Identity>,
-    /// Its seq counter and written ring.
-    pub replay: Replay,
     /// Its queue, as senders reach it.
     pub outbound: Outbound,
     /// Its queue, as its task reads it.
     pub inbox: Inbox,
+    /// Its resumable session, if it has one.
+    pub session: Option<Box<Session>>,
 }
 
-impl Parked {
-    /// Stamps what waited in the queue into the ring, so a resume's `missed` counts it too.
-    pub fn stamp_waiting(&mut self) {
-        for frame in self.inbox.take_frames() {
-            if let Message::Text(text) = frame {
-                self.replay.stamp(text.as_str());
-            }
-        }
-    }
-}
-
-/// Where a session is.
-enum Slot {
-    /// A connection task serves it; `outbound` asks that task to hand it over.
-    Attached {
-        identity: Arc<Identity>,
-        outbound: Outbound,
-    },
-    /// Dropped, waiting for a resume until `ends`; `window` cancels its window task.
-    Detached {
-        parked: Parked,
-        window: CancellationToken,
-        ends: Instant,
-    },
-    /// A resume is taking it; `handoff` receives it from a half-open connection's task.
-    Claimed {
-        identity: Arc<Identity>,
-        handoff: Option<oneshot::Sender<Parked>>,
-    },
-}
-
-/// A resume that succeeded: the session and the frames the client missed.
+/// A resume that succeeded: the session and the frames its client missed.
 pub struct Resumed {
-    /// The session.
-    pub parked: Parked,
+    /// The connection, ready for its new task.
+    pub opened: Opened,
     /// The envelopes after the client's `last`, as first sent.
     pub missed: Vec<Utf8Bytes>,
 }
 
-/// A session taken out of its slot ([`Sessions::take`]).
+/// A session claimed for a client or a node, with what waited for it stamped into its ring.
 pub struct Taken {
-    /// The session.
+    /// Its fd.
+    pub fd: String,
+    /// Who it is.
+    pub identity: Arc<Identity>,
+    /// Its ring and queue.
     pub parked: Parked,
-    /// The highest seq its client has.
-    pub last: u64,
     /// When its window would have ended, if it was detached.
     pub window_ends: Option<Instant>,
 }
 
-/// Ids of sessions that ended while detached (their window passed, or their buffer
-/// overflowed), for a while, with the reason a resume of them gets.
-#[derive(Default)]
-struct Expired {
-    ids: HashMap<String, NotResumed>,
-    order: VecDeque<(Instant, String)>,
+/// How a connection task's socket ended.
+pub struct Report {
+    /// Who it was.
+    pub identity: Arc<Identity>,
+    /// Why it ended.
+    pub end: End,
+    /// The code of the client's close frame, if one came.
+    pub echoed: Option<u16>,
+    /// Its resumable session, if it had one.
+    pub session: Option<Box<Session>>,
+    /// The call still running, with its route: a detaching session keeps its reply.
+    pub call: Option<(CallFuture, Option<Route>)>,
+    /// Its queue.
+    pub outbound: Outbound,
+    /// Its queue, as the task read it.
+    pub inbox: Inbox,
 }
 
-/// The sessions of this node.
+/// Who claims a session.
+pub enum Claimant<'a> {
+    /// A resuming client with this identity, which has every envelope up to `last`
+    /// (`None`: it sent something that is not a number).
+    Client {
+        identity: &'a Identity,
+        last: Option<u64>,
+    },
+    /// Another node adopts it as it is (at the end of this node's drain).
+    Node,
+}
+
+/// This node's connections.
 pub struct Sessions {
-    /// id → where the session is. A std lock: never held across an await.
-    table: Mutex<HashMap<String, Slot>>,
-    /// Recently expired ids.
-    expired: Mutex<Expired>,
-    /// `[recovery]`.
-    recovery: Recovery,
-    /// Ends sessions whose window passed.
-    closer: Arc<Closer>,
-    /// Marks sessions attached or detached in the client table.
-    clients: Arc<Clients>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Every connection's state. A std lock: never held across an await.
+    table: std::sync::Mutex<Table>,
+    /// Where fds live, for frames.
+    locations: Arc<Locations>,
+    /// Where connections' records are.
+    registry: Arc<dyn Registry>,
+    /// Whose `onClose` hooks run.
+    hooks: Arc<dyn CloseHooks>,
+    /// What the config says.
+    settings: Settings,
+    /// The tasks that wait for detached sessions' windows.
+    windows: TaskTracker,
 }
 
 impl Sessions {
-    /// No sessions yet.
-    pub fn new(recovery: Recovery, closer: Arc<Closer>, clients: Arc<Clients>) -> Self {
-        Sessions {
-            table: Mutex::default(),
-            expired: Mutex::default(),
-            recovery,
-            closer,
-            clients,
-        }
+    /// The owner of this node's connections.
+    pub fn new(
+        locations: Arc<Locations>,
+        registry: Arc<dyn Registry>,
+        hooks: Arc<dyn CloseHooks>,
+        settings: Settings,
+    ) -> Arc<Self> {
+        Arc::new(Sessions {
+            table: std::sync::Mutex::default(),
+            locations,
+            registry,
+            hooks,
+            settings,
+            windows: TaskTracker::new(),
+        })
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `[recovery]`.
     pub fn recovery(&self) -> &Recovery {
-        &self.recovery
+        &self.settings.recovery
     }
 
-    /// A connection task serves session `id` from now on.
-    pub fn attach(&self, id: &str, identity: Arc<Identity>, outbound: Outbound) {
-        self.clients.set_attached(&identity.fd, true);
-        lock(&self.table).insert(id.to_string(), Slot::Attached { identity, outbound });
+    /// A fresh queue within `limits.outbound_queue` and `limits.outbound_bytes`.
+    fn queue(&self) -> (Outbound, Inbox) {
+        outbound::queue(self.settings.outbound_queue, self.settings.outbound_bytes)
     }
 
-    /// The session ended with its connection (its close sequence runs): forget it.
-    pub fn forget(&self, id: &str) {
-        lock(&self.table).remove(id);
+    /// A new connection: recorded in the registry, reachable here, attached to its task.
+    pub async fn open(&self, identity: Identity, session: Option<Box<Session>>) -> Opened {
+        let identity = Arc::new(identity);
+        if let Err(error) = self.registry.register(&identity).await {
+            let message = format!("connection not recorded in the registry: {error}");
+            if log_limit::admit(
+                tracing::Level::WARN,
+                "connection not recorded in the registry",
+                &message,
+            ) {
+                tracing::warn!(fd = %identity.fd, "{message}");
+            }
+        }
+        let (outbound, inbox) = self.queue();
+        if session.is_some() {
+            inbox.attach();
+        }
+        self.locations.arrive(&identity.fd, outbound.clone());
+        let id = session.as_ref().map(|session| session.id.clone());
+        self.table().open(identity.clone(), id, outbound.clone());
+        Opened {
+            identity,
+            outbound,
+            inbox,
+            session,
+        }
     }
 
-    /// The fd of session `id`, if this node holds it (attached, detached or being claimed).
-    pub fn locate(&self, id: &str) -> Option<String> {
-        lock(&self.table).get(id).map(|slot| match slot {
-            Slot::Attached { identity, .. } | Slot::Claimed { identity, .. } => identity.fd.clone(),
-            Slot::Detached { parked, .. } => parked.identity.fd.clone(),
+    /// Resumes session `id`, held by this node, for a client with identity `claimant` that
+    /// has every envelope up to `last`.
+    pub async fn resume(
+        self: &Arc<Self>,
+        id: &str,
+        claimant: &Identity,
+        last: Option<u64>,
+    ) -> Result<Resumed, NotResumed> {
+        let taken = self
+            .take(
+                id,
+                Claimant::Client {
+                    identity: claimant,
+                    last,
+                },
+            )
+            .await?;
+        self.admit(id, taken, last)
+    }
+
+    /// A claimed session goes to its resuming client: the frames it missed, and its new
+    /// task attached. When `last` is not a number or above the highest seq, or frames after
+    /// it are gone, the session ends instead and its client starts afresh.
+    pub fn admit(
+        self: &Arc<Self>,
+        id: &str,
+        taken: Taken,
+        last: Option<u64>,
+    ) -> Result<Resumed, NotResumed> {
+        let Taken {
+            fd,
+            identity,
+            mut parked,
+            ..
+        } = taken;
+        let missed = match last {
+            Some(last) => parked.replay.since(last),
+            None => Err(NotResumed::Invalid),
+        };
+        let missed = match missed {
+            Ok(missed) => missed,
+            Err(reason) => {
+                let effects = self.table().refuse(&fd, parked);
+                self.spawn_effects(effects);
+                return Err(reason);
+            }
+        };
+        let Parked {
+            replay,
+            outbound,
+            inbox,
+        } = parked;
+        inbox.attach();
+        if !self.table().attach(&fd, outbound.clone()) {
+            return Err(NotResumed::Unknown);
+        }
+        Ok(Resumed {
+            opened: Opened {
+                identity,
+                outbound,
+                inbox,
+                session: Some(Box::new(Session {
+                    id: id.to_string(),
+                    replay,
+                })),
+            },
+            missed,
         })
     }
 
-    /// Why session `id` cannot be resumed, if it ended here lately (`expired`, `overflow`).
-    pub fn ended(&self, id: &str) -> Option<NotResumed> {
-        lock(&self.expired).ids.get(id).copied()
-    }
-
-    /// The detached sessions, as `(id, fd)`.
-    pub fn detached(&self) -> Vec<(String, String)> {
-        lock(&self.table)
-            .iter()
-            .filter_map(|(id, slot)| match slot {
-                Slot::Detached { parked, .. } => Some((id.clone(), parked.identity.fd.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The connection task of session `id` lost its socket in a way that detaches it
-    /// (`handled` is the close request that ended it, if one did): hand the session to a
-    /// resume waiting for it, or park it for `recovery.window_s`.
-    pub fn park(self: &Arc<Self>, id: &str, parked: Parked, handled: Option<CloseRequest>) {
-        let window = Duration::from_secs(self.recovery.window_s);
-        self.park_for(id, parked, handled, window);
-    }
-
-    /// [`Sessions::park`] for `window` (what is left of the window of a session that
-    /// moved here detached).
-    pub fn park_for(
+    /// Takes session `id` out of its place for `claimant`, with what waited for it stamped
+    /// into its ring; it stays `Claimed` until it is admitted, kept or moved. A half-open
+    /// connection's task is asked to hand the session over first.
+    pub async fn take(
         self: &Arc<Self>,
         id: &str,
-        parked: Parked,
-        handled: Option<CloseRequest>,
-        window: Duration,
-    ) {
-        let recovery = &self.recovery;
-        parked
-            .inbox
-            .detach(handled, recovery.max_frames, recovery.max_bytes);
-        self.clients.set_attached(&parked.identity.fd, false);
-        let mut table = lock(&self.table);
-        let parked = match table.remove(id) {
-            Some(Slot::Claimed {
-                identity,
-                handoff: Some(handoff),
-            }) => match handoff.send(parked) {
-                Ok(()) => {
-                    table.insert(
-                        id.to_string(),
-                        Slot::Claimed {
-                            identity,
-                            handoff: None,
-                        },
-                    );
-                    return;
-                }
-                // The resume gave up waiting: park it for the next one.
-                Err(parked) => parked,
-            },
-            _ => parked,
-        };
-        let length = window;
-        let window = CancellationToken::new();
-        let outbound = parked.outbound.clone();
-        table.insert(
-            id.to_string(),
-            Slot::Detached {
-                parked,
-                window: window.clone(),
-                ends: Instant::now() + length,
-            },
-        );
-        drop(table);
-        tokio::spawn(
-            self.clone()
-                .wait_window(id.to_string(), window, outbound, length),
-        );
-    }
-
-    /// A detached session's window: it ends when `window_s` passes or something asks it
-    /// to close (a module's or the manager's close, an overflowing queue), unless a resume
-    /// claims it first.
-    async fn wait_window(
-        self: Arc<Self>,
-        id: String,
-        window: CancellationToken,
-        outbound: Outbound,
-        length: Duration,
-    ) {
-        let remembered = tokio::select! {
-            _ = window.cancelled() => return,
-            _ = tokio::time::sleep(length) => Some(NotResumed::Expired),
-            request = outbound.close_requested() => {
-                tracing::debug!(session = %id, ?request, "detached session closed");
-                (request == CloseRequest::SlowConsumer).then_some(NotResumed::Overflow)
-            }
-        };
-        let parked = {
-            let mut table = lock(&self.table);
-            match table.remove(&id) {
-                Some(Slot::Detached { parked, .. }) => parked,
-                Some(other) => {
-                    table.insert(id, other);
-                    return;
-                }
-                None => return,
-            }
-        };
-        if let Some(reason) = remembered {
-            self.remember_ended(&id, reason);
-        }
-        let reason = remembered.map_or("closed", NotResumed::label);
-        tracing::info!(fd = %parked.identity.fd, reason, "detached session ends: its close sequence runs");
-        self.closer.end(&parked.identity).await;
-    }
-
-    fn remember_ended(&self, id: &str, reason: NotResumed) {
-        let mut expired = lock(&self.expired);
-        let now = Instant::now();
-        while let Some((at, old)) = expired.order.front() {
-            if now.duration_since(*at) < EXPIRED_KEEP {
-                break;
-            }
-            let old = old.clone();
-            expired.ids.remove(&old);
-            expired.order.pop_front();
-        }
-        expired.ids.insert(id.to_string(), reason);
-        expired.order.push_back((now, id.to_string()));
-    }
-
-    /// Claims session `id` for `claimant`, whose client has every envelope up to `last`.
-    /// On a refusal after the claim (`last` above the highest seq, frames gone), the session
-    /// ends: its client starts afresh.
-    pub async fn claim(
-        &self,
-        id: &str,
-        claimant: &Identity,
-        last: &str,
-    ) -> Result<Resumed, NotResumed> {
-        let Taken {
-            mut parked, last, ..
-        } = self.take(id, Some(claimant), last).await?;
-        match parked.replay.since(last) {
-            Ok(missed) => Ok(Resumed { parked, missed }),
-            Err(reason) => {
-                self.forget(id);
-                self.closer.end(&parked.identity).await;
-                Err(reason)
-            }
-        }
-    }
-
-    /// Takes session `id` out of its slot for `claimant` (`None`: another node adopts it
-    /// as it is, at the end of this node's drain), with what waited for it stamped into its
-    /// ring; the slot stays `Claimed` until the caller attaches, parks or forgets it.
-    pub async fn take(
-        &self,
-        id: &str,
-        claimant: Option<&Identity>,
-        last: &str,
+        claimant: Claimant<'_>,
     ) -> Result<Taken, NotResumed> {
-        let last: Option<u64> = match claimant {
-            Some(_) => last.parse().ok(),
-            None => Some(0),
+        let claim = {
+            let who = match &claimant {
+                Claimant::Client { identity, .. } => Some(*identity),
+                Claimant::Node => None,
+            };
+            self.table().claim(id, who)?
         };
-        let waiting = {
-            let mut table = lock(&self.table);
-            let Some(slot) = table.get_mut(id) else {
-                let ended = lock(&self.expired).ids.get(id).copied();
-                return Err(ended.unwrap_or(NotResumed::Unknown));
-            };
-            let detached = matches!(slot, Slot::Detached { .. });
-            let owner = match slot {
-                Slot::Attached { identity, .. } | Slot::Claimed { identity, .. } => identity,
-                Slot::Detached { parked, .. } => &parked.identity,
-            };
-            if claimant.is_some_and(|claimant| !same_owner(owner, claimant)) {
-                return Err(NotResumed::Identity);
-            }
-            let Some(last) = last else {
-                return Err(NotResumed::Invalid);
-            };
-            if claimant.is_none() && !detached {
-                return Err(NotResumed::Busy);
-            }
-            let identity = owner.clone();
-            match std::mem::replace(
-                slot,
-                Slot::Claimed {
-                    identity,
-                    handoff: None,
-                },
-            ) {
-                Slot::Claimed { identity, handoff } => {
-                    *slot = Slot::Claimed { identity, handoff };
-                    return Err(NotResumed::Busy);
-                }
-                Slot::Detached {
-                    parked,
-                    window,
-                    ends,
-                } => {
-                    window.cancel();
-                    Ok((parked, last, Some(ends)))
-                }
-                Slot::Attached { identity, outbound } => {
-                    let (handoff, handed) = oneshot::channel();
-                    *slot = Slot::Claimed {
-                        identity,
-                        handoff: Some(handoff),
-                    };
-                    outbound.close(CloseRequest::Takeover);
-                    Err((handed, last))
+        let (fd, identity, mut parked, window_ends) = match claim {
+            Claim::Ready {
+                fd,
+                identity,
+                parked,
+                window_ends,
+            } => (fd, identity, parked, Some(window_ends)),
+            Claim::Waiting {
+                fd,
+                identity,
+                handed,
+                effect,
+            } => {
+                self.apply(vec![effect]).await;
+                match tokio::time::timeout(TAKEOVER_WAIT, handed).await {
+                    Ok(Ok(parked)) => (fd, identity, parked, None),
+                    // The old connection ended the session instead (its close sequence ran).
+                    Ok(Err(_)) => return Err(NotResumed::Unknown),
+                    Err(_) => return Err(NotResumed::Busy),
                 }
             }
         };
-        let (mut parked, last, window_ends) = match waiting {
-            Ok(ready) => ready,
-            Err((handed, last)) => match tokio::time::timeout(TAKEOVER_WAIT, handed).await {
-                Ok(Ok(parked)) => (parked, last, None),
-                // The old connection ended the session instead (its close sequence ran).
-                Ok(Err(_)) => return Err(NotResumed::Unknown),
-                Err(_) => return Err(NotResumed::Busy),
-            },
-        };
-        parked.stamp_waiting();
+        stamp_waiting(&mut parked);
         Ok(Taken {
+            fd,
+            identity,
             parked,
-            last,
             window_ends,
         })
     }
 
-    /// Ends every detached session now (a stop, after the drain): their close sequences run.
-    pub async fn end_detached(&self) -> usize {
-        let parked: Vec<Parked> = {
-            let mut table = lock(&self.table);
-            let ids: Vec<String> = table
-                .iter()
-                .filter(|(_, slot)| matches!(slot, Slot::Detached { .. }))
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.iter()
-                .filter_map(|id| match table.remove(id) {
-                    Some(Slot::Detached { parked, window, .. }) => {
-                        window.cancel();
-                        Some(parked)
-                    }
-                    _ => None,
-                })
-                .collect()
-        };
-        for session in &parked {
-            self.closer.end(&session.identity).await;
+    /// A claimed session stays here detached after all (its move failed, or another node
+    /// handed it over to keep), for what is left of its window (`window_ends`; a whole
+    /// window when it was attached).
+    pub fn keep(self: &Arc<Self>, fd: &str, parked: Parked, window_ends: Option<Instant>) {
+        let length = window_ends.map_or(
+            Duration::from_secs(self.settings.recovery.window_s),
+            |ends| ends.saturating_duration_since(Instant::now()),
+        );
+        parked.inbox.detach(
+            None,
+            self.settings.recovery.max_frames,
+            self.settings.recovery.max_bytes,
+        );
+        let effects = self.table().keep(fd, parked, length);
+        self.spawn_effects(effects);
+    }
+
+    /// A claimed session lives on node `to` from now on: its queue becomes a note there, in
+    /// one step (a frame finds one or the other), and it leaves this node's table. Frames
+    /// that reached its queue before are in `parked`'s inbox: stamp them after this.
+    pub fn moved(&self, fd: &str, to: &str) {
+        self.locations.move_away(fd, to);
+        self.table().moved(fd);
+    }
+
+    /// A session starts moving here as `fd`: a queue for the frames sent on meanwhile, or
+    /// `busy` when this node holds `fd` already.
+    pub fn arriving(&self, fd: &str) -> Result<(Outbound, Inbox), NotResumed> {
+        let (outbound, inbox) = self.queue();
+        inbox.detach(
+            None,
+            self.settings.recovery.max_frames,
+            self.settings.recovery.max_bytes,
+        );
+        self.table().arriving(fd, outbound.clone())?;
+        if !self.locations.arrive_new(fd, outbound.clone()) {
+            self.table().arrival_failed(fd, &outbound);
+            return Err(NotResumed::Busy);
         }
-        parked.len()
+        Ok((outbound, inbox))
+    }
+
+    /// The session arriving as `fd` did not come: its queue goes.
+    pub fn arrival_failed(&self, fd: &str, outbound: &Outbound) {
+        if self.table().arrival_failed(fd, outbound) {
+            self.locations.leave(fd, outbound);
+        }
+    }
+
+    /// The session arriving as `fd` is here (`identity`, session `id`, its ring and queue):
+    /// claimed, for a resume to admit or for [`Sessions::keep`].
+    pub fn installed(&self, fd: &str, identity: Arc<Identity>, id: &str) -> bool {
+        self.table().installed(fd, identity, id)
+    }
+
+    /// The task serving a connection ended. The owner decides: a resumable session whose
+    /// socket went without a close frame detaches (the reply to a call that was running is
+    /// kept for the resume) and goes to a resume waiting for it or waits for one; every
+    /// other connection ends, and its close sequence runs.
+    pub async fn report(self: &Arc<Self>, report: Report, observe: &mut impl Observe) {
+        let Report {
+            identity,
+            end,
+            echoed,
+            mut session,
+            call,
+            outbound,
+            inbox,
+        } = report;
+        let detaches = session.is_some() && end.detaches(echoed);
+        if let (true, Some((call, route)), Some(session)) = (detaches, call, session.as_mut()) {
+            // The client asked before it dropped: its reply is stamped and kept for the resume.
+            let outcome = match tokio::time::timeout(self.settings.call_timeout, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(crate::error::CallError::Timeout(
+                    self.settings.call_timeout.as_millis() as u64,
+                )),
+            };
+            if let Some(envelope) = scheduler::reply(outcome, route.as_ref(), observe) {
+                session.replay.stamp(&envelope.to_json());
+            }
+        }
+        let handled = match end {
+            End::Shutdown => Some(CloseRequest::Shutdown),
+            End::TakenOver => Some(CloseRequest::Takeover),
+            _ => None,
+        };
+        let recovery = &self.settings.recovery;
+        inbox.detach(handled, recovery.max_frames, recovery.max_bytes);
+        let replay = match session {
+            Some(session) => session.replay,
+            None => Replay::new(recovery),
+        };
+        let parked = Parked {
+            replay,
+            outbound,
+            inbox,
+        };
+        let window = Duration::from_secs(recovery.window_s);
+        let effects = self.table().dropped(&identity.fd, detaches, parked, window);
+        self.apply(effects).await;
+    }
+
+    /// The host stops: nothing is parked from now on, and every detached session ends
+    /// (their close sequences run side by side). Returns how many ended.
+    pub async fn end_detached(self: &Arc<Self>) -> usize {
+        let effects = self.table().stop();
+        let ended = effects.len();
+        self.apply(effects).await;
+        self.windows.close();
+        self.windows.wait().await;
+        ended
+    }
+
+    /// Carries out what a transition asked for; close sequences run side by side. Boxed:
+    /// a window's task applies what its end asks for in turn.
+    fn apply(self: &Arc<Self>, effects: Vec<Effect>) -> BoxFuture<()> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut closes = Vec::new();
+            for effect in effects {
+                match effect {
+                    Effect::Takeover(outbound) => outbound.close(CloseRequest::Takeover),
+                    Effect::Window {
+                        fd,
+                        id,
+                        token,
+                        outbound,
+                        length,
+                    } => {
+                        let waiting = this.clone();
+                        this.windows.spawn(async move {
+                            waiting.wait_window(fd, id, token, outbound, length).await
+                        });
+                    }
+                    Effect::Close { identity, outbound } => {
+                        closes.push(this.close(identity, outbound))
+                    }
+                }
+            }
+            futures_util::future::join_all(closes).await;
+        })
+    }
+
+    /// [`Sessions::apply`] from a synchronous caller: in a task of its own.
+    fn spawn_effects(self: &Arc<Self>, effects: Vec<Effect>) {
+        if effects.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        self.windows.spawn(async move { this.apply(effects).await });
+    }
+
+    /// Ends a connection for good: no frame reaches it any more, its close sequence runs,
+    /// and other nodes forget it if it moved here.
+    async fn close(&self, identity: Arc<Identity>, outbound: Option<Outbound>) {
+        if let Some(outbound) = &outbound {
+            self.locations.leave(&identity.fd, outbound);
+        }
+        close_sequence(
+            &*self.registry,
+            &*self.hooks,
+            &identity,
+            self.settings.escape,
+        )
+        .await;
+        self.locations
+            .announce_gone(&*self.registry, &identity.fd)
+            .await;
+    }
+
+    /// A detached session's window: it ends when its length passes or something asks it to
+    /// close (a module's or the manager's close, an overflowing queue), unless a resume
+    /// claims it first.
+    async fn wait_window(
+        self: Arc<Self>,
+        fd: String,
+        id: u64,
+        token: tokio_util::sync::CancellationToken,
+        outbound: Outbound,
+        length: Duration,
+    ) {
+        let reason = tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(length) => Some(NotResumed::Expired),
+            request = outbound.close_requested() => {
+                (request == CloseRequest::SlowConsumer).then_some(NotResumed::Overflow)
+            }
+        };
+        let label = reason.map_or("closed", NotResumed::label);
+        let effects = self.table().window_closed(&fd, id, reason);
+        if !effects.is_empty() {
+            tracing::info!(%fd, reason = label, "detached session ends: its close sequence runs");
+        }
+        self.apply(effects).await;
+    }
+
+    /// The fd of session `id`, if this node holds it.
+    pub fn locate(&self, id: &str) -> Option<String> {
+        self.table().locate(id)
+    }
+
+    /// Why session `id` cannot be resumed, if it ended here lately (`expired`, `overflow`).
+    pub fn ended(&self, id: &str) -> Option<NotResumed> {
+        self.table().ended(id)
+    }
+
+    /// The detached sessions, as `(id, fd)`.
+    pub fn detached(&self) -> Vec<(String, String)> {
+        self.table().detached()
+    }
+
+    /// How many connections a socket serves now (detached sessions left out).
+    pub fn connections(&self) -> usize {
+        self.table().attached()
+    }
+
+    /// The fds of the connections a socket serves now.
+    pub fn attached_fds(&self) -> Vec<String> {
+        self.table().attached_fds()
     }
 }
+
+/// Stamps what waited in a claimed session's queue into its ring, so a resume's `missed`
+/// counts it too and a move carries it.
+pub fn stamp_waiting(parked: &mut Parked) {
+    for frame in parked.inbox.take_frames() {
+        if let Message::Text(text) = frame {
+            parked.replay.stamp(text.as_str());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,33 +1,12 @@
-//! A minimal client of the host's manager port (docs/PROTOCOL.md, "Manager commands"): one command per connection.
+//! The host's manager port as ws-bench reads it: the host's own manager client and its
+//! typed `status` (`mswoole::manager`), so the console and ws-bench cannot drift apart.
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
-use tokio_tungstenite::{connect_async, tungstenite::Message};
+use mswoole::manager::client::ManagerClient;
+pub use mswoole::manager::status::Status;
 
-/// How long a manager command may take.
-const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Sends `{"method": method}` to the manager at `url` and returns its envelope.
-pub async fn command(url: &str, method: &str) -> Result<Value, String> {
-    let exchange = async {
-        let (mut ws, _) = connect_async(url)
-            .await
-            .map_err(|e| format!("manager {url}: {e}"))?;
-        let body = serde_json::json!({ "method": method }).to_string();
-        ws.send(Message::text(body))
-            .await
-            .map_err(|e| format!("manager {url}: {e}"))?;
-        while let Some(frame) = ws.next().await {
-            if let Message::Text(text) = frame.map_err(|e| format!("manager {url}: {e}"))? {
-                return serde_json::from_str(&text)
-                    .map_err(|e| format!("manager {url}: answer is not JSON: {e}"));
-            }
-        }
-        Err(format!("manager {url}: closed without an answer"))
-    };
-    tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("manager {url}: no answer within {TIMEOUT:?}"))?
+/// The `status` of the manager at `url` (`ws://host:port/`).
+pub async fn status(url: &str) -> Result<Status, String> {
+    ManagerClient::new(url, None).status().await
 }
 
 /// What `status` says about plugins: the Index module's generation and every refusal.
@@ -41,34 +20,13 @@ pub struct PluginStatus {
 
 /// Reads the plugin part of the manager's `status`.
 pub async fn plugin_status(url: &str) -> Result<PluginStatus, String> {
-    let status = command(url, "status").await?;
-    let param = &status["param"];
-    let index_generation = param["plugins"]
-        .as_array()
-        .and_then(|plugins| {
-            plugins.iter().find(|p| {
-                p["name"]
-                    .as_str()
-                    .is_some_and(|n| n.eq_ignore_ascii_case("index"))
-            })
-        })
-        .and_then(|p| p["generation"].as_u64());
-    let refusals = param["refusals"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|r| {
-                    format!(
-                        "{}: {}",
-                        r["file"].as_str().unwrap_or("?"),
-                        r["reason"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let status = status(url).await?;
     Ok(PluginStatus {
-        index_generation,
-        refusals,
+        index_generation: status.plugin("index").map(|plugin| plugin.generation),
+        refusals: status
+            .refusals
+            .iter()
+            .map(|refusal| format!("{}: {}", refusal.file, refusal.reason))
+            .collect(),
     })
 }

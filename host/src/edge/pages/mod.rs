@@ -6,15 +6,15 @@ pub mod demo;
 
 use tokio::net::TcpStream;
 
-use crate::{
-    app::shared::Shared,
-    edge::handshake::{self, Head},
+use super::{
+    handshake::{self, Head},
+    Edge,
 };
 
 /// `GET /`, `GET /healthz`, the demo pages when `[demo] enabled`, and 404 for the rest.
-pub async fn plain_http(shared: &Shared, socket: &mut TcpStream, head: &Head) {
-    if shared.config.demo.enabled {
-        if let Some(reply) = demo::reply(&shared.codec, head, crate::edge::listener::unix_now()) {
+pub async fn plain_http(edge: &Edge, socket: &mut TcpStream, head: &Head) {
+    if edge.config.demo.enabled {
+        if let Some(reply) = demo::reply(&edge.codec, head, crate::edge::listener::unix_now()) {
             let no_store = [("Cache-Control", "no-store")];
             let _ = handshake::respond(
                 socket,
@@ -39,12 +39,12 @@ pub async fn plain_http(shared: &Shared, socket: &mut TcpStream, head: &Head) {
             handshake::respond(socket, 200, &cache, kind, body).await
         }
         ("GET", "/healthz") => {
-            let stopping = shared.shutdown.is_stopping();
+            let stopping = edge.shutdown.is_stopping();
             let body = serde_json::json!({
                 "status": if stopping { "draining" } else { "ok" },
-                "node": shared.node_id,
-                "connections": shared.clients.len(),
-                "plugins": shared.plugins.all().len(),
+                "node": edge.node,
+                "connections": edge.sessions.connections(),
+                "plugins": edge.plugins().all().len(),
             });
             handshake::respond(
                 socket,

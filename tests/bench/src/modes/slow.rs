@@ -345,10 +345,7 @@ async fn broadcast(speaker: &mut Ws, wall: &mut Ws, say: &str) -> Result<(), Str
 
 /// The host's client connections, from the manager's `status`.
 async fn connections(manager_url: &str) -> Result<u64, String> {
-    let status = manager::command(manager_url, "status").await?;
-    status["param"]["connections"]
-        .as_u64()
-        .ok_or_else(|| format!("status without connections: {status}"))
+    Ok(manager::status(manager_url).await?.connections)
 }
 
 /// Reads what a silent user received, until its connection ends.

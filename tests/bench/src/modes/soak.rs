@@ -380,15 +380,12 @@ async fn sample(
     for host in hosts {
         rss += procfs::rss_bytes(host.pid)?;
         let url = host.manager_url().ok_or("a host has no manager port")?;
-        let status = manager::command(&url, "status").await?;
-        let param = &status["param"];
-        connections += param["connections"]
-            .as_u64()
-            .ok_or_else(|| format!("status without connections: {status}"))?;
+        let status = manager::status(&url).await?;
+        connections += status.connections;
         // One registry for all the hosts: every host counts the same records.
-        registered = param["registered"]
-            .as_u64()
-            .ok_or_else(|| format!("status without registered: {status}"))?;
+        registered = status
+            .registered
+            .ok_or("status without registered: the registry is away")?;
     }
     let keys = match redis {
         Some((url, prefix)) => Some(redis_keys(url, prefix)?),
