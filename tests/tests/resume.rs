@@ -149,11 +149,8 @@ async fn a_resume_says_why_not_and_starts_a_fresh_session() {
     let other_user = Token::new("2", "wechatUser", "demo", "bob").mint();
     let (_c, first) = resume(&host, &other_user, &session, "2").await;
     refused(&first, "identity");
-    // `last` not a number: refused before the session is touched.
+    // `last` not a number: `invalid`, and the session ends (docs/PROTOCOL.md, "Resumable sessions").
     let (_c, first) = resume(&host, VECTOR_WECHAT_USER, &session, "x").await;
-    refused(&first, "invalid");
-    // `last` above the highest seq: the session ends, its client starts afresh.
-    let (_c, first) = resume(&host, VECTOR_WECHAT_USER, &session, "99").await;
     refused(&first, "invalid");
     assert_eq!(
         push(&host, &fd, "gone", json!(0)).await,
@@ -162,6 +159,19 @@ async fn a_resume_says_why_not_and_starts_a_fresh_session() {
     );
     let (_c, first) = resume(&host, VECTOR_WECHAT_USER, &session, "2").await;
     refused(&first, "unknown");
+    // `last` above the highest seq: the same.
+    let mut phone = start(&host, VECTOR_WECHAT_USER).await;
+    let fd = fd_of(&mut phone).await;
+    let session = phone.session.clone();
+    drop(phone.client);
+    wait_connections(&host, 0).await;
+    let (_c, first) = resume(&host, VECTOR_WECHAT_USER, &session, "99").await;
+    refused(&first, "invalid");
+    assert_eq!(
+        push(&host, &fd, "gone", json!(0)).await,
+        0,
+        "the session ended"
+    );
 
     let metrics = http_get(host.manager, "/metrics").await.text();
     for (reason, count) in [("unknown", 2), ("identity", 2), ("invalid", 2)] {
