@@ -16,69 +16,22 @@ use std::{
 use async_trait::async_trait;
 use mswoole_core::{
     boundary,
-    clock::ManualClock,
     close::{close_sequence, CloseHooks},
     engine::{
-        end::{CloseRequest, End},
-        rate::MessageRate,
-        scheduler::{CallFuture, Dispatch, Observe, Scheduler, Step},
+        end::End,
+        scheduler::{CallFuture, Dispatch, Observe, Step},
     },
     error::CallError,
-    identity::Identity,
     router::{module_name, Route},
     spec::Target,
 };
 use mswoole_plugin_api::LogLevel;
 use serde_json::Value;
 
-use crate::{outlet::deadline, poll_once, Inner, Loaded};
-
-/// A connection's engine, counting its message rate on the kit's clock.
-type Engine = Scheduler<MessageRate<ManualClock>>;
-
-/// One simulated connection.
-pub(crate) struct ConnState {
-    identity: Arc<Identity>,
-    /// Its engine; out of the state while the kit steps it (a module may queue frames
-    /// for this connection meanwhile), and gone once it ended.
-    engine: Option<Box<Engine>>,
-    /// Frames other connections (or the module) queued for this one.
-    pub(crate) mail: Vec<String>,
-    /// A close request, passed on at the engine's next wait.
-    pub(crate) closing: Option<CloseRequest>,
-    /// Frames written to the client and not yet taken by the test.
-    received: Vec<String>,
-    /// Ended: `Some(code)` the close code the host sent (`None` inside: none).
-    ended: Option<Option<u16>>,
-}
-
-impl ConnState {
-    pub(crate) fn new(inner: &Inner, identity: Identity) -> Self {
-        let options = &inner.options;
-        let rate = MessageRate::with_clock(
-            options.messages_per_s,
-            options.messages_burst,
-            options.rate_close_after_s,
-            inner.clock.clone(),
-        );
-        ConnState {
-            identity: Arc::new(identity),
-            engine: Some(Box::new(Scheduler::new(
-                options.ack,
-                options.escape_html,
-                rate,
-            ))),
-            mail: Vec::new(),
-            closing: None,
-            received: Vec::new(),
-            ended: None,
-        }
-    }
-
-    pub(crate) fn is_open(&self) -> bool {
-        self.ended.is_none()
-    }
-}
+use crate::{
+    outlet::deadline,
+    world::{poll_once, ConnState, Engine, Inner, Loaded},
+};
 
 /// A client connected to a [`crate::TestHost`].
 #[derive(Clone)]

@@ -33,23 +33,21 @@
 mod conn;
 mod io;
 mod outlet;
+mod world;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    future::Future,
+    collections::BTreeMap,
     marker::PhantomData,
-    pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
-    task::{Context, Poll, Waker},
+    sync::{Arc, Mutex},
+    task::Poll,
     time::Duration,
 };
 
 use mswoole_core::{
-    clock::{Clock, ManualClock},
+    clock::ManualClock,
     engine::{
         end::CloseRequest,
         loading::{self, Source},
-        timers::TimerTable,
     },
     identity::{FdIds, Identity},
     io::ModuleIo,
@@ -72,51 +70,10 @@ pub use mswoole_core::{
 };
 pub use serde_json;
 
-use conn::ConnState;
 use outlet::KitOutlet;
+use world::{poll_once, ConnState, Inner, Loaded, State};
 
-/// The host settings that change what a client or a module sees.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `protocol.ack`: every valid message is acknowledged first (`receiveMessage`).
-    pub ack: bool,
-    /// `protocol.escape_html`: string values are HTML-escaped before a module sees them.
-    pub escape_html: bool,
-    /// `limits.call_timeout_ms`: a call or hook that takes longer answers 500.
-    pub call_timeout_ms: u64,
-    /// `limits.timers_per_module`: how many timers one module may have armed.
-    pub timers_per_module: usize,
-    /// `[databases.<name>] url` by name. `default` is a fresh SQLite file in a temporary
-    /// directory unless given here; any URL the host takes works (docs/DATABASES.md).
-    pub databases: BTreeMap<String, String>,
-    /// `limits.http_max_response_bytes`: a longer HTTP answer is a `TooLarge` error.
-    pub http_max_response_bytes: usize,
-    /// `limits.messages_per_s`: messages one connection may send per second of the kit's
-    /// clock (0 = no limit); more are answered 429 `tooManyRequests`.
-    pub messages_per_s: u32,
-    /// `limits.messages_burst`: messages one connection may send at once above that rate.
-    pub messages_burst: u32,
-    /// `limits.rate_close_after_s`: seconds over the rate before the connection is closed
-    /// with 1008 (0 = never).
-    pub rate_close_after_s: u64,
-}
-
-impl Default for Options {
-    /// The host's defaults.
-    fn default() -> Self {
-        Options {
-            ack: true,
-            escape_html: true,
-            call_timeout_ms: 5000,
-            timers_per_module: 1000,
-            databases: BTreeMap::new(),
-            http_max_response_bytes: 1024 * 1024,
-            messages_per_s: 100,
-            messages_burst: 200,
-            rate_close_after_s: 10,
-        }
-    }
-}
+pub use world::{LogLine, Options};
 
 /// A registry outage to simulate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,100 +82,6 @@ pub enum Failure {
     Unavailable,
     /// The registry refuses writes: modules get `HostError::Storage` (501).
     Storage,
-}
-
-/// A line the host would log: from a module (`Host::log`), or about it (a failed
-/// call, a panic, a timeout).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    /// Its level.
-    pub level: LogLevel,
-    /// The module it is about.
-    pub module: String,
-    /// The text.
-    pub message: String,
-}
-
-/// One loaded module.
-struct Loaded {
-    /// What it declared, normalised.
-    spec: ModuleSpec,
-    /// The module behind its export wrapper.
-    module: ModuleBox,
-}
-
-/// A future the kit drives: a close sequence or a hook.
-type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Everything the simulated host holds.
-struct State {
-    /// Loaded modules by normalised name.
-    modules: HashMap<String, Arc<Loaded>>,
-    /// Connections by fd, open or ended.
-    conns: BTreeMap<String, ConnState>,
-    /// Close sequences and hooks still running.
-    tasks: Vec<Task>,
-    /// What the host would have logged.
-    log: Vec<LogLine>,
-    /// Times something waits for (sleeps, deadlines, timers): `advance` stops at each.
-    wakeups: BTreeSet<Duration>,
-    /// Armed timers, each with when it fires next.
-    timers: TimerTable<Duration>,
-}
-
-impl State {
-    fn new(options: &Options) -> Self {
-        State {
-            modules: HashMap::new(),
-            conns: BTreeMap::new(),
-            tasks: Vec::new(),
-            log: Vec::new(),
-            wakeups: BTreeSet::new(),
-            timers: TimerTable::new(options.timers_per_module),
-        }
-    }
-}
-
-/// The shared inside of a [`TestHost`].
-struct Inner {
-    options: Options,
-    clock: ManualClock,
-    registry: Arc<MemoryRegistry>,
-    ids: FdIds,
-    state: Mutex<State>,
-    /// Databases and HTTP, the host's code on the kit's runtime.
-    io: Arc<io::KitIo>,
-    /// The I/O calls running.
-    in_flight: Arc<io::InFlight>,
-}
-
-impl Inner {
-    /// The state; a panicking test cannot leave it half-written in a way that matters.
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn now(&self) -> Duration {
-        self.clock.now()
-    }
-
-    fn log(&self, level: LogLevel, module: &str, message: String) {
-        self.state().log.push(LogLine {
-            level,
-            module: module.into(),
-            message,
-        });
-    }
-
-    fn wake_at(&self, at: Duration) {
-        self.state().wakeups.insert(at);
-    }
-
-    fn module(&self, name: &str) -> Option<Arc<Loaded>> {
-        self.state().modules.get(name).cloned()
-    }
 }
 
 /// A simulated host: modules, connections, a registry and a clock. Cheap to clone.
@@ -529,13 +392,6 @@ impl<M: Module> Source for TypeSource<M> {
     fn construct(&self, host: HostApiBox, config: String) -> Result<ModuleBox, String> {
         Result::from(export::construct::<M>(host, config.into())).map_err(|e| e.into_string())
     }
-}
-
-/// Polls a future once with a waker that does nothing: the kit re-polls whatever
-/// is pending each time it runs, so it needs no wake-ups.
-fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-    let mut cx = Context::from_waker(Waker::noop());
-    Pin::new(future).poll(&mut cx)
 }
 
 /// The module guide's code blocks, compiled and run as this crate's doc-tests.

@@ -21,7 +21,7 @@ use mswoole_core::{
 };
 use mswoole_plugin_api::{LogLevel, ModuleError};
 
-use crate::Inner;
+use crate::world::Inner;
 
 /// The kit's [`Outlet`]. It holds the host weakly: the host holds the module,
 /// which holds this.

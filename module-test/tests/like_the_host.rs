@@ -402,3 +402,38 @@ fn a_panicking_destructor_of_a_retired_version_is_contained() {
         .send(json!({"method": "probe.chatroom.getHistory"}));
     assert_eq!(reply[1]["status"], 200, "the new version serves");
 }
+
+#[test]
+fn over_the_rate_is_429_in_turn_and_too_long_over_it_closes_1008_as_in_the_host() {
+    let host = TestHost::with_options(Options {
+        ack: false,
+        messages_per_s: 1,
+        messages_burst: 2,
+        rate_close_after_s: 2,
+        ..Options::default()
+    });
+    host.load::<Probe>(json!({})).expect("Probe loads");
+    let phone = host.connect(user(1));
+    let statuses = |frames: Vec<Value>| -> Vec<u64> {
+        frames.iter().filter_map(|f| f["status"].as_u64()).collect()
+    };
+    // The burst passes, the rest of the same instant is 429, each in its turn.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.extend(statuses(
+            phone.send(json!({"method": "probe.chatroom.getHistory"})),
+        ));
+    }
+    assert_eq!(seen, [200, 200, 429, 429]);
+    // Over the rate for rate_close_after_s on the kit's clock: closed with 1008.
+    for _ in 0..30 {
+        host.advance_ms(100);
+        phone.send(json!({"method": "probe.chatroom.getHistory"}));
+        phone.send(json!({"method": "probe.chatroom.getHistory"}));
+        if !phone.is_open() {
+            break;
+        }
+    }
+    assert!(!phone.is_open(), "still open after 3 s over its rate");
+    assert_eq!(phone.close_code(), Some(1008));
+}

@@ -19,7 +19,7 @@ use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 
-use crate::unused_port;
+use crate::ports::unused_port;
 
 /// Where Debian's packages put the driver and the browser.
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

@@ -1,6 +1,6 @@
 //! A WebSocket client for the outside and manager ports.
 //!
-//! Every receive has a timeout ([`crate::RECV_TIMEOUT`] unless changed) and fails the
+//! Every receive has a timeout ([`crate::client::RECV_TIMEOUT`] unless changed) and fails the
 //! test with what it was waiting for; a refused handshake comes back as [`Refused`]
 //! with the HTTP status, headers and body.
 
@@ -26,7 +26,10 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
-use crate::{Envelope, ACK, RECV_TIMEOUT};
+use crate::envelope::{Envelope, ACK};
+
+/// How long a receive waits before the test fails: a healthy host answers in milliseconds.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The WebSocket stream of a client.
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;

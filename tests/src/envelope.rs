@@ -95,3 +95,6 @@ impl fmt::Debug for Envelope {
         f.write_str(&self.text)
     }
 }
+
+/// The success reply to `index.index.index`, byte for byte.
+pub const SUCCESS: &str = r#"{"status":200,"event":"success","info":"执行完成"}"#;

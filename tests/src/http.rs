@@ -8,7 +8,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::RECV_TIMEOUT;
+use crate::client::RECV_TIMEOUT;
 
 /// A response to [`http_get`].
 #[derive(Debug, Clone)]

@@ -71,7 +71,7 @@ impl MariaDb {
         );
         let stop = format!("kill -9 $(cat '{}/pid') 2>/dev/null", dir.display());
         let mut server = MariaDb {
-            port: crate::unused_port(),
+            port: crate::ports::unused_port(),
             _reaper: Reaper::watch(&stop, &dir),
             dir,
             child: None,

@@ -58,7 +58,7 @@ impl Nginx {
     /// address). Should another process hold the chosen port by the time nginx binds it,
     /// it tries another.
     pub fn start(upstream: SocketAddr) -> Nginx {
-        Self::start_preferring(upstream, crate::unused_port())
+        Self::start_preferring(upstream, crate::ports::unused_port())
     }
 
     /// Like [`Nginx::start`], trying `port` first.
@@ -68,7 +68,7 @@ impl Nginx {
             if let Some(nginx) = Self::start_on(upstream, port) {
                 return nginx;
             }
-            port = crate::unused_port();
+            port = crate::ports::unused_port();
         }
         panic!("nginx could not bind any of 10 free ports (its error log said the port was taken)")
     }
@@ -192,9 +192,9 @@ impl Nginx {
                 return line.to_string();
             }
             assert!(
-                started.elapsed() < crate::RECV_TIMEOUT,
+                started.elapsed() < crate::client::RECV_TIMEOUT,
                 "no access log line {what} within {:?}; it holds:\n{log}",
-                crate::RECV_TIMEOUT
+                crate::client::RECV_TIMEOUT
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -22,7 +22,7 @@ impl NotifySocket {
         let dir = std::env::temp_dir().join(format!(
             "mswoole-notify-{}-{}",
             std::process::id(),
-            crate::unused_port()
+            crate::ports::unused_port()
         ));
         std::fs::create_dir_all(&dir).expect("the notify directory is created");
         let socket = UnixDatagram::bind(dir.join("notify.sock"))

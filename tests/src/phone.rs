@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{json, Client, Frame, TestHost, Value};
+use crate::{eventually::eventually, json, Client, Frame, TestHost, Value};
 
 /// A resumable client: checks that every envelope carries the next seq as its last key.
 pub struct Phone {
@@ -130,13 +130,11 @@ pub async fn connections(host: &TestHost) -> u64 {
 
 /// Waits until the host counts `count` connected clients.
 pub async fn wait_connections(host: &TestHost, count: u64) {
-    for _ in 0..200 {
-        if connections(host).await == count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the host never counted {count} connections");
+    let what = format!("the host counting {count} connections");
+    eventually(&what, Duration::from_secs(5), || async {
+        connections(host).await == count
+    })
+    .await;
 }
 
 /// Pushes `{status:200, event, info:"", param}` to `fd`; returns how many local connections it reached.

@@ -139,7 +139,7 @@ impl Postgres {
             dir.display()
         );
         let mut server = Postgres {
-            port: crate::unused_port(),
+            port: crate::ports::unused_port(),
             _reaper: Reaper::watch(&stop, &dir),
             dir,
             bin,

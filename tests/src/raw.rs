@@ -15,7 +15,7 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::RECV_TIMEOUT;
+use crate::client::RECV_TIMEOUT;
 
 /// RFC 6455's sample nonce (§1.3): the base64 of 16 bytes.
 pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";

@@ -22,7 +22,7 @@ impl RedisServer {
     /// Starts a server on a free port and waits until it answers. Should another
     /// process hold the port by the time redis-server binds it, it tries another.
     pub fn start() -> RedisServer {
-        Self::start_preferring(crate::unused_port())
+        Self::start_preferring(crate::ports::unused_port())
     }
 
     /// Starts a server on `port`, or on another free port if `port` is taken.
@@ -32,7 +32,7 @@ impl RedisServer {
             if server.launch() {
                 return server;
             }
-            server.port = crate::unused_port();
+            server.port = crate::ports::unused_port();
         }
         panic!(
             "redis-server could not bind any of 10 free ports (its exit said the port was taken)"

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use mswoole_tests::{http_get, Client, Frame, TestHost, Value, VECTOR_WECHAT_USER};
+use mswoole_tests::{
+    eventually_some, http_get, Client, Frame, TestHost, Value, VECTOR_WECHAT_USER,
+};
 use tokio::{sync::mpsc, time::Instant};
 
 /// How far a close may land from its slot.
@@ -72,9 +74,11 @@ async fn a_stop_spreads_the_1012_closes_over_drain_s_and_refuses_newcomers_at_on
     host.signal("TERM");
 
     // At once: /healthz is 503 draining and an upgrade is refused with 503.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let health = http_get(host.outside, "/healthz").await;
-    assert_eq!(health.status, 503, "{health:?}");
+    let health = eventually_some("/healthz answering 503", Duration::from_secs(1), || async {
+        let health = http_get(host.outside, "/healthz").await;
+        (health.status == 503).then_some(health)
+    })
+    .await;
     let body: Value = serde_json::from_slice(&health.body)
         .unwrap_or_else(|error| panic!("/healthz is not JSON ({error}): {}", health.text()));
     assert_eq!(body["status"], "draining", "{body}");
@@ -114,10 +118,10 @@ async fn a_second_signal_closes_the_rest_at_once() {
     let first = next_arrivals(&mut arrivals, 1, Duration::from_secs(2)).await;
     assert_eq!(first[0].1, 1012, "{first:?}");
     // The second slot is 15 s away: nothing else closes meanwhile.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let early = tokio::time::timeout(Duration::from_millis(500), arrivals.recv()).await;
     assert!(
-        arrivals.try_recv().is_err(),
-        "a second client closed before its slot"
+        early.is_err(),
+        "a second client closed before its slot: {early:?}"
     );
     let hurried = Instant::now();
     host.signal("TERM");

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mswoole_tests::{json, paths, Client, TestHost, Value, VECTOR_WECHAT_USER};
+use mswoole_tests::{eventually, json, paths, Client, TestHost, Value, VECTOR_WECHAT_USER};
 
 /// The file name the host watches for the `Swap` module.
 const SWAP_FILE: &str = "libswap_fixture.so";
@@ -116,27 +116,29 @@ async fn two_hundred_clients_see_five_swaps_without_a_drop_or_a_lost_message() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every client is answered by the first version before the first swap.
+    let on = |variant: u64| {
+        latest
+            .iter()
+            .filter(|v| v.load(Ordering::Relaxed) == variant)
+            .count()
+    };
+    eventually("every client answered by variant 1", SWITCH_BOUND, || {
+        let all = on(1) == latest.len();
+        async move { all }
+    })
+    .await;
 
     let swap_file = host.dir().plugins_dir().join(SWAP_FILE);
     for next in 2..=6 {
         replace_like_cargo(&variant(next), &swap_file);
         let complete = Instant::now();
-        loop {
-            let switched = latest
-                .iter()
-                .filter(|v| v.load(Ordering::Relaxed) == next)
-                .count();
-            if switched == latest.len() {
-                break;
-            }
-            assert!(
-                complete.elapsed() <= SWITCH_BOUND,
-                "variant {next}: only {switched} of 200 clients got it within {SWITCH_BOUND:?}\n{}",
-                host.output()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("all 200 clients answered by variant {next}");
+        eventually(&what, SWITCH_BOUND, || {
+            let all = on(next) == latest.len();
+            async move { all }
+        })
+        .await;
         println!(
             "variant {next} served every client {:?} after its file was complete",
             complete.elapsed()
@@ -178,7 +180,11 @@ async fn calls_in_flight_finish_on_the_old_version() {
         .await;
     slow.send_json(&json!({"method": "swap.index.slow", "ms": 800}))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The call is running when its module is swapped (the module says so when it starts).
+    host.wait_for_line("the slow call running", |line| {
+        line.contains("slow 800 v1 running")
+    })
+    .await;
     replace_like_cargo(&variant(2), &host.dir().plugins_dir().join(SWAP_FILE));
     host.console("reload", &[]).assert_success();
 
@@ -233,28 +239,21 @@ async fn state_is_handed_to_the_new_version() {
 
 /// Waits until `status` shows a refusal for the Swap file whose reason contains `needle`.
 async fn expect_refusal(host: &TestHost, needle: &str) {
-    let started = Instant::now();
-    loop {
+    let what = format!("a refusal of the Swap file saying {needle:?}");
+    eventually(&what, Duration::from_secs(5), || async {
         let status = host.manager(&json!({"method": "status"})).await;
         let refusals = status.expect_param()["refusals"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let found = refusals.iter().any(|r| {
+        refusals.iter().any(|r| {
             r["file"].as_str().is_some_and(|f| f.ends_with(SWAP_FILE))
                 && r["reason"]
                     .as_str()
                     .is_some_and(|reason| reason.contains(needle))
-        });
-        if found {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no refusal with {needle:?}; status: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        })
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -299,14 +298,14 @@ async fn broken_builds_are_refused_and_the_old_version_keeps_serving() {
     assert_eq!(swap_generation(&host).await, 1);
 
     replace_like_cargo(&variant(3), &swap_file);
-    let started = Instant::now();
-    while version(&mut client, 99).await.1 != 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "a good build after the broken ones is picked up by itself"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let client = tokio::sync::Mutex::new(client);
+    eventually(
+        "a good build after the broken ones picked up by itself",
+        Duration::from_secs(5),
+        || async { version(&mut *client.lock().await, 99).await.1 == 3 },
+    )
+    .await;
+    let mut client = client.into_inner();
     client
         .send_json(&json!({"method": "swap.index.count"}))
         .await;
@@ -413,14 +412,10 @@ async fn a_real_cargo_build_is_swapped_in() {
         .expect("cargo runs");
     assert!(built.success(), "cargo build of the swap fixture failed");
     let done = Instant::now();
-    let mut n = 1;
-    while version(&mut client, n).await.1 != next {
-        assert!(
-            done.elapsed() < SWITCH_BOUND,
-            "the cargo build was not serving {SWITCH_BOUND:?} after cargo exited"
-        );
-        n += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let client = tokio::sync::Mutex::new(client);
+    eventually("the cargo build serving", SWITCH_BOUND, || async {
+        version(&mut *client.lock().await, 99).await.1 == next
+    })
+    .await;
     println!("cargo build served {:?} after cargo exited", done.elapsed());
 }

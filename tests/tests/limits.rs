@@ -10,7 +10,8 @@ use std::{
 };
 
 use mswoole_tests::{
-    connect_from, connect_with_headers, json, Frame, TestHost, SUCCESS, VECTOR_WECHAT_USER,
+    connect_from, connect_with_headers, eventually_some, http_get, json, Frame, TestHost, SUCCESS,
+    VECTOR_WECHAT_USER,
 };
 
 const USER: &str = "/live?auth=";
@@ -142,24 +143,35 @@ async fn connections_per_ip_refuses_503_and_a_closed_one_frees_its_place() {
         101
     );
     first.close(1000).await;
-    let started = Instant::now();
-    loop {
-        match connect_with_headers(host.outside, &user_path(), &[]).await {
-            Ok(_) => break,
-            Err(refused) => {
-                assert_eq!(refused.status, 503);
-                assert!(
-                    started.elapsed() < Duration::from_secs(5),
-                    "the closed connection's place was not given back"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually_some(
+        "the closed connection's place given back",
+        Duration::from_secs(5),
+        || async {
+            match connect_with_headers(host.outside, &user_path(), &[]).await {
+                Ok(client) => Some(client),
+                Err(refused) => {
+                    assert_eq!(refused.status, 503);
+                    None
+                }
             }
-        }
-    }
+        },
+    )
+    .await;
     host.wait_for_log_file_line("naming the limit", |line| {
         line.contains("limits.connections_per_ip reached: 503")
     })
     .await;
+    // Each refusal counts as an unavailable handshake, like one over max_connections.
+    let metrics = http_get(host.manager, "/metrics").await.text();
+    let refusals = metrics
+        .lines()
+        .find(|line| line.starts_with("mswoole_handshakes_total{result=\"unavailable\"}"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(
+        refusals.is_some_and(|count| count >= 1),
+        "the 503s are counted: {metrics}"
+    );
 }
 
 #[tokio::test]

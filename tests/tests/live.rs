@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mswoole_tests::{
-    json,
+    eventually, json,
     live::{connect, id, ids, keys, user_in, wall_in, Speaks},
     Client, TestHost, Value,
 };
@@ -55,18 +55,7 @@ async fn roll_call(host: &TestHost, key: &str) -> (u64, u64) {
 
 /// Waits until the host counts `count` connections (a dropped one is gone).
 async fn wait_for_connections(host: &TestHost, count: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = host.manager(&json!({"method": "status"})).await;
-        if status.expect_param()["connections"].as_u64() == Some(count) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the host does not get to {count} connections: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    mswoole_tests::phone::wait_connections(host, count).await;
 }
 
 #[tokio::test]
@@ -198,19 +187,17 @@ async fn a_dropped_phone_leaves_the_room_and_hears_nothing_more() {
     drop(bob);
     wait_for_connections(&host, 2).await;
     // The set loses him (his close sequence), not only the connections a frame reaches.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (local, members) = roll_call(&host, USERS).await;
-        alice.hears("rollCall").await;
-        if (local, members) == (1, 1) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the dropped phone is still in the set: {members} members, {local} reached"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let alice_hears = tokio::sync::Mutex::new(&mut alice);
+    eventually(
+        "the dropped phone out of the set",
+        Duration::from_secs(5),
+        || async {
+            let counts = roll_call(&host, USERS).await;
+            alice_hears.lock().await.hears("rollCall").await;
+            counts == (1, 1)
+        },
+    )
+    .await;
 
     // Bob comes back with the same token: a new fd, which is not in the room.
     let mut bob = connect(&host, "102", "wechatUser", ROOM, "bob").await;
@@ -240,14 +227,12 @@ async fn a_dropped_phone_leaves_the_room_and_hears_nothing_more() {
     // The screen drops too: the phones' messages reach no one, and nothing failed on the way.
     drop(wall);
     wait_for_connections(&host, 2).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while roll_call(&host, WALLS).await != (0, 0) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the dropped screen is still in its set"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the dropped screen out of its set",
+        Duration::from_secs(5),
+        || async { roll_call(&host, WALLS).await == (0, 0) },
+    )
+    .await;
     alice
         .ok("live.user.say", json!({"say": "hello?"}), "userSaySuccess")
         .await;

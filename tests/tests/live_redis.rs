@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mswoole_tests::{
-    json,
+    eventually, json,
     live::{id, ids, user_in, wall_in, Speaks},
     RedisServer, TestHost,
 };
@@ -104,14 +104,15 @@ async fn a_room_spread_over_two_hosts() {
     // Bob's host dies without a close sequence: node a prunes him from the room.
     drop(bob);
     let b_dir = b.into_dir();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while room_members(&redis, "LIVE_USER_ROOM") != vec![alice_fd.clone()] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node b's phone was not pruned from the room"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "node b's phone pruned from the room",
+        Duration::from_secs(10),
+        || {
+            let pruned = room_members(&redis, "LIVE_USER_ROOM") == vec![alice_fd.clone()];
+            async move { pruned }
+        },
+    )
+    .await;
     wall.ok(
         "live.wall.say",
         json!({"say": "after b died"}),
@@ -140,14 +141,15 @@ async fn a_phone_that_closes_leaves_the_room_through_its_close_sequence() {
     let fd = phone.fd().await;
     assert_eq!(room_members(&redis, "LIVE_USER_ROOM"), vec![fd.clone()]);
     phone.close(1000).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !room_members(&redis, "LIVE_USER_ROOM").is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the closed phone is still in the room"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the closed phone out of the room",
+        Duration::from_secs(5),
+        || {
+            let gone = room_members(&redis, "LIVE_USER_ROOM").is_empty();
+            async move { gone }
+        },
+    )
+    .await;
     assert_eq!(
         redis.cli(&["EXISTS", &format!("mswoole:WEBSOCKET_FdController_{fd}")]),
         "0"
@@ -168,16 +170,16 @@ async fn live_actions_answer_503_while_redis_is_away_and_rooms_come_back() {
     assert_eq!(phone.recv_text().await, "3");
 
     redis.restart();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while room_members(&redis, "LIVE_USER_ROOM").len() != 1
-        || room_members(&redis, "LIVE_WALL_ROOM").len() != 1
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the rooms were not re-asserted after Redis came back empty"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the rooms re-asserted after Redis came back empty",
+        Duration::from_secs(10),
+        || {
+            let back = room_members(&redis, "LIVE_USER_ROOM").len() == 1
+                && room_members(&redis, "LIVE_WALL_ROOM").len() == 1;
+            async move { back }
+        },
+    )
+    .await;
     wall.ok("live.wall.say", json!({"say": "back"}), "wallSaySuccess")
         .await;
     assert_eq!(phone.hears("wallSayBroadcast").await["say"], "back");

@@ -1,10 +1,14 @@
 //! docs/PROTOCOL.md "Manager commands": the manager port, one JSON command per connection.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mswoole_tests::{
-    connect, connect_with_headers, json, Frame, RedisServer, TestHost, Token, VECTOR_WALL,
+    connect, connect_with_headers, eventually, json, Frame, RawClient, RawFrame, RedisServer,
+    TestHost, Token, VECTOR_WALL,
 };
+
+/// How long a condition the host reaches at once may take under load.
+const SOON: Duration = Duration::from_secs(3);
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -13,18 +17,6 @@ const QUIET: Duration = Duration::from_millis(300);
 /// connections only, and a stale record would not show in those counts.
 async fn redis_host(redis: &RedisServer) -> TestHost {
     TestHost::start(&redis.registry_toml("node-a")).await
-}
-
-/// Waits until `check` holds, or fails after 3 s saying `what`.
-fn eventually(what: &str, check: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{what} did not happen within 3 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test]
@@ -201,9 +193,11 @@ async fn broadcast_reaches_the_members_of_a_set_and_a_closed_member_leaves_it() 
     // the local count a broadcast reports, loses it.
     member.close(1000).await;
     let _ = member.recv().await;
-    eventually("the closed member leaving the room's set", || {
-        redis.cli(&["SISMEMBER", room, &fd]) == "0"
-    });
+    eventually("the closed member leaving the room's set", SOON, || {
+        let done = redis.cli(&["SISMEMBER", room, &fd]) == "0";
+        async move { done }
+    })
+    .await;
     let reply = host.manager(&command).await;
     assert_eq!(
         reply.param(),
@@ -255,13 +249,20 @@ async fn a_handshake_with_an_origin_header_is_refused() {
 
 #[tokio::test]
 async fn reload_answers_200_and_clients_stay_connected() {
-    let host = TestHost::start("").await;
+    let host = TestHost::builder()
+        .plugin_copy(
+            "libswap_fixture.so",
+            &mswoole_tests::paths::fixture("variants/libswap_v1.so"),
+        )
+        .start()
+        .await;
     let mut client = host.connect_user().await;
     let mark = host.output().len();
     let reply = host.manager(&json!({"method": "reload"})).await;
     reply.assert_is(200, "reloadSuccess");
-    host.wait_for_line_after(mark, "about the reload", |line| {
-        line.to_lowercase().contains("reload")
+    // The module's own line: onReload ran, not only the host's note about the reload.
+    host.wait_for_line_after(mark, "the module's onReload", |line| {
+        line.contains("onReload v1")
     })
     .await;
     let reply = client.call(&json!({"method": "index.index.index"})).await;
@@ -348,9 +349,11 @@ async fn the_newest_connection_of_a_uid_wins_and_an_old_close_does_not_unmap_it(
     let _ = old.recv().await;
     // Its close sequence has run once its identity record is gone: only then can the
     // mapping be checked (a sleep could look before the sequence reached it).
-    eventually("the old connection's records deleted", || {
-        fd_info(&old_fd).is_empty()
-    });
+    eventually("the old connection's records deleted", SOON, || {
+        let done = fd_info(&old_fd).is_empty();
+        async move { done }
+    })
+    .await;
     assert_eq!(
         uid_to_fd("42"),
         new_fd,
@@ -362,9 +365,11 @@ async fn the_newest_connection_of_a_uid_wins_and_an_old_close_does_not_unmap_it(
     new.close(1000).await;
     let _ = new.recv().await;
     // No stale mapping: a push would count 0 local connections for one as well.
-    eventually("uid 42 unmapped after its last close", || {
-        uid_to_fd("42").is_empty()
-    });
+    eventually("uid 42 unmapped after its last close", SOON, || {
+        let done = uid_to_fd("42").is_empty();
+        async move { done }
+    })
+    .await;
     assert_eq!(push_to_uid(&host, "42").await, json!(0));
 }
 
@@ -380,22 +385,17 @@ async fn a_closed_connection_leaves_the_registry() {
     assert_eq!(status.expect_param()["connections"], json!(1));
     client.close(1000).await;
     let _ = client.recv().await;
-    let started = std::time::Instant::now();
-    loop {
+    eventually("the closed connection no longer counted", SOON, || async {
         let status = host.manager(&json!({"method": "status"})).await;
-        if status.expect_param()["connections"] == json!(0) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "still counted 3 s after its close: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        status.expect_param()["connections"] == json!(0)
+    })
+    .await;
     // The registry itself, not only the local count: identity and uid records gone.
-    eventually("the fd's identity deleted from the registry", || {
-        fd_info().is_empty()
-    });
+    eventually("the fd's identity deleted from the registry", SOON, || {
+        let done = fd_info().is_empty();
+        async move { done }
+    })
+    .await;
     assert_eq!(redis.cli(&["HGET", "mswoole:WEBSOCKET_UIDTOFD", "1"]), "");
     let reply = host
         .manager(&json!({"method": "push", "fd": fd, "status": 200, "event": "e", "info": "i"}))
@@ -457,4 +457,36 @@ async fn a_binary_frame_is_answered_400_bad_request() {
         .expect("the manager upgrades");
     manager.send_binary(br#"{"method":"status"}"#).await;
     manager.expect_envelope(400, "badRequest").await;
+}
+
+#[tokio::test]
+async fn a_frame_that_breaks_rfc_6455_fails_the_manager_connection_as_on_the_outside_port() {
+    let host = TestHost::start("").await;
+    for (frame, code, what) in [
+        (
+            RawFrame::text(b"{}".to_vec()).unmasked(),
+            1002,
+            "an unmasked frame",
+        ),
+        (
+            RawFrame::text(vec![0xff, 0xfe]),
+            1007,
+            "text that is not UTF-8",
+        ),
+        (RawFrame::close(999, b""), 1002, "close code 999"),
+        (
+            RawFrame::text(b"{}".to_vec()).rsv(2),
+            1002,
+            "a reserved bit",
+        ),
+    ] {
+        let mut client = RawClient::connect(host.manager, "/").await;
+        client.send(&frame).await;
+        let payload = client.expect_close_frame().await;
+        let got = payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        assert_eq!(got, Some(code), "{what}: close {payload:?}");
+    }
+    // The port goes on answering commands.
+    let status = host.manager(&json!({"method": "status"})).await;
+    status.assert_is(200, "statusSuccess");
 }

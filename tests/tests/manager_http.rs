@@ -233,4 +233,11 @@ async fn with_a_token_every_request_needs_the_bearer_header() {
         "{}",
         metrics.text()
     );
+    // The scheme is case-insensitive (RFC 7235 §2.1): backends send `bearer` too.
+    for scheme in ["bearer", "BEARER"] {
+        let header = [("Authorization", format!("{scheme} s3cret"))];
+        let header = [(header[0].0, header[0].1.as_str())];
+        let reply = http_request(host.manager, "POST", "/api/status", &header, "").await;
+        assert_eq!(reply.status, 200, "{scheme}: {}", reply.text());
+    }
 }

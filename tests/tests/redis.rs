@@ -1,24 +1,12 @@
 //! The Redis registry against a real, private `redis-server`: several hosts sharing
 //! it, a node that crashes, and Redis itself going away and coming back empty.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mswoole_tests::{json, unused_port, RedisServer, TestHost, VECTOR_WECHAT_USER};
+use mswoole_tests::{eventually, json, unused_port, RedisServer, TestHost, VECTOR_WECHAT_USER};
 
 async fn node(redis: &RedisServer, id: &str) -> TestHost {
     TestHost::start(&redis.registry_toml(id)).await
-}
-
-/// Waits until `check` holds, or fails after `within` saying `what`.
-async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < within,
-            "{what} did not happen within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn push_to_uid(host: &TestHost, uid: u64) -> mswoole_tests::Envelope {

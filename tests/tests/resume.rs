@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mswoole_tests::{
-    http_get, json,
+    eventually, http_get, json,
     live::{self, Speaks},
     phone::{
         assert_one_resume_won, broadcast_reach, connections, fd_of, holders, push, resume,
@@ -13,6 +13,19 @@ use mswoole_tests::{
     },
     Frame, RedisServer, TestHost, Token, Value, VECTOR_WALL, VECTOR_WECHAT_USER,
 };
+
+/// How long a condition the host reaches at once may take under load.
+const SOON: Duration = Duration::from_secs(3);
+
+/// `mswoole_frames_sent_total`: frames the host wrote to sockets.
+async fn frames_sent(host: &TestHost) -> u64 {
+    let metrics = http_get(host.manager, "/metrics").await.text();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("mswoole_frames_sent_total "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
 
 #[tokio::test]
 async fn every_envelope_is_stamped_and_a_resume_replays_the_missed_ones_once_in_order() {
@@ -66,11 +79,16 @@ async fn frames_written_just_before_a_drop_are_replayed_exactly_once() {
     let host = TestHost::start("").await;
     let mut phone = start(&host, VECTOR_WECHAT_USER).await;
     let fd = fd_of(&mut phone).await;
-    // Written to the socket and on their way, but the phone drops before it reads them.
+    // Written to the socket and on their way, but the phone drops before it reads them:
+    // the host has written them (they are in the session's written ring, not its queue).
+    let written = frames_sent(&host).await;
     for n in 0..4 {
         push(&host, &fd, "inflight", json!(n)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the four frames written to the socket", SOON, || async {
+        frames_sent(&host).await >= written + 4
+    })
+    .await;
     let last = phone.last;
     let session = phone.session.clone();
     drop(phone.client);
@@ -191,13 +209,10 @@ async fn a_close_frame_ends_the_session_and_its_id_is_not_resumable_again() {
     phone.client.close(1000).await;
     let session = phone.session.clone();
     // The close sequence ran at once: out of the room.
-    for _ in 0..100 {
-        if broadcast_reach(&host, "LIVE_USER_ROOM_r1").await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(broadcast_reach(&host, "LIVE_USER_ROOM_r1").await, 0);
+    eventually("the closed phone out of its room", SOON, || async {
+        broadcast_reach(&host, "LIVE_USER_ROOM_r1").await == 0
+    })
+    .await;
     let (_c, first) = resume(&host, &token, &session, "2").await;
     assert_eq!(
         (first["event"].as_str(), first["info"].as_str()),
@@ -218,9 +233,19 @@ async fn a_detached_session_stays_in_its_room_until_the_window_passes_then_leave
     wait_connections(&host, 0).await;
     // Still in the room, its frames kept: no onClose yet.
     assert_eq!(broadcast_reach(&host, "LIVE_USER_ROOM_r2").await, 1);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    // The window passed: onClose ran (Live.User took it out of the room).
-    assert_eq!(broadcast_reach(&host, "LIVE_USER_ROOM_r2").await, 0);
+    let detached = std::time::Instant::now();
+    // The window passes: onClose runs (Live.User takes it out of the room).
+    eventually(
+        "the window's end taking the phone out of its room",
+        Duration::from_secs(5),
+        || async { broadcast_reach(&host, "LIVE_USER_ROOM_r2").await == 0 },
+    )
+    .await;
+    assert!(
+        detached.elapsed() >= Duration::from_millis(1500),
+        "it left its room {:?} after the drop, before its 2 s window",
+        detached.elapsed()
+    );
     let (_c, first) = resume(&host, &token, &session, "2").await;
     assert_eq!(
         (first["event"].as_str(), first["info"].as_str()),
@@ -243,15 +268,15 @@ async fn a_detached_session_past_its_bounds_ends_and_its_resume_says_overflow() 
     }
     // The fourth would go past recovery.max_frames: the session ends rather than lose it.
     push(&host, &fd, "over", json!(3)).await;
-    let mut ended = false;
-    for _ in 0..100 {
-        if push(&host, &fd, "probe", json!(0)).await == 0 {
-            ended = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ended, "the overflowing session still takes frames");
+    eventually("the overflowing session to end", SOON, || async {
+        push(&host, &fd, "probe", json!(0)).await == 0
+    })
+    .await;
+    // The log says what happened: a detached session, not a slow client's socket.
+    host.wait_for_line("the overflow", |line| {
+        line.contains("detached session: its frames went past recovery.max_frames")
+    })
+    .await;
     let (_c, first) = resume(&host, VECTOR_WECHAT_USER, &session, &last.to_string()).await;
     assert_eq!(
         (first["event"].as_str(), first["info"].as_str()),
@@ -302,8 +327,8 @@ async fn of_two_racing_resumes_one_holds_the_session() {
         resume(&host, VECTOR_WECHAT_USER, &session, &last)
     );
     assert_one_resume_won(&first_a, &first_b);
-    // Whatever the order, exactly one socket holds the session now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Whatever the order, exactly one socket holds the session now: a resume answers once
+    // the session is its (a takeover's old socket has let it go).
     assert_eq!(push(&host, &fd, "who", json!(0)).await, 1);
     let holders = holders([&mut a, &mut b], "who").await;
     assert_eq!(holders, 1, "exactly one socket gets the session's frames");

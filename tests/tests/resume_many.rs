@@ -4,7 +4,9 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use mswoole_tests::{connect, json, live, live::Speaks, Frame, TestHost, Token, Value};
+use mswoole_tests::{
+    connect, json, live, live::Speaks, phone::wait_connections, Frame, TestHost, Token, Value,
+};
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
@@ -133,6 +135,7 @@ async fn a_thousand_phones_drop_and_resume_at_once_and_hear_every_wall_message_o
     // The wall broadcasts from now until every phone is back.
     let mut wall = live::wall_in(&host, "w-1", "many", "screen").await;
     let (stop_tx, mut stop) = watch::channel(false);
+    let (said_tx, said_so_far) = watch::channel(0usize);
     let broadcasting = tokio::spawn(async move {
         let mut said = 0usize;
         while !*stop.borrow() {
@@ -143,13 +146,23 @@ async fn a_thousand_phones_drop_and_resume_at_once_and_hear_every_wall_message_o
             )
             .await;
             said += 1;
+            let _ = said_tx.send(said);
             let _ = tokio::time::timeout(WALL_EVERY, stop.changed()).await;
         }
         said
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A few wall messages before the drop, a few while the phones are away, a few after.
+    let wall_said = |at_least: usize| {
+        let mut said = said_so_far.clone();
+        async move {
+            let _ = said.wait_for(|said| *said >= at_least).await;
+            *said.borrow()
+        }
+    };
+    let before = wall_said(3).await;
     let _ = drop_tx.send(true);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_connections(&host, 1).await;
+    wall_said(before + 3).await;
     let since = Instant::now();
     let _ = resume_tx.send(true);
     for _ in 0..PHONES {
@@ -157,7 +170,8 @@ async fn a_thousand_phones_drop_and_resume_at_once_and_hear_every_wall_message_o
     }
     let took = since.elapsed();
     eprintln!("{PHONES} sessions resumed in {took:?} (debug build, wall broadcasting)");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = *said_so_far.borrow();
+    wall_said(after + 3).await;
     let _ = stop_tx.send(true);
     let said = broadcasting.await.expect("the wall");
     assert!(said >= 5, "the wall said only {said} messages");

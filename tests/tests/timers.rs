@@ -84,8 +84,29 @@ async fn a_timer_goes_on_across_a_hot_swap_on_the_new_version_and_stops_at_shutd
 
     host.console("stop", &[]).assert_success();
     assert!(host.wait_exit(Duration::from_secs(10)).await.success());
+    // The module logs every tick and its onShutdown: no tick comes after it.
+    let log = host.log_file();
+    let is_tick = |line: &str| {
+        line.split_once("tick ").is_some_and(|(_, rest)| {
+            rest.split_once(" v")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    let shutdown = lines
+        .iter()
+        .position(|line| line.contains("onShutdown v2"))
+        .unwrap_or_else(|| panic!("onShutdown ran on the current version:\n{log}"));
     assert!(
-        !host.log_file().contains("onTimer failed"),
-        "no timer fired into a stopped module"
+        lines[..shutdown].iter().any(|line| is_tick(line)),
+        "ticks are logged, so a late one would show:\n{log}"
+    );
+    let late: Vec<&&str> = lines[shutdown..]
+        .iter()
+        .filter(|line| is_tick(line))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "no timer fired into a stopped module: {late:?}"
     );
 }

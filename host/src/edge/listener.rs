@@ -9,7 +9,7 @@
 use std::{
     net::{IpAddr, SocketAddr},
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use tokio::{
@@ -86,13 +86,6 @@ fn client_ip(edge: &Edge, head: &Head, peer: SocketAddr) -> IpAddr {
         .unwrap_or(peer.ip())
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Checks the handshake's token; an error means 403.
 fn identify(edge: &Edge, head: &Head, fd: String) -> Result<Identity, auth::AuthError> {
     let auth = &edge.config.auth;
@@ -101,7 +94,7 @@ fn identify(edge: &Edge, head: &Head, fd: String) -> Result<Identity, auth::Auth
         None => Err(auth::AuthError::Missing),
         Some(token) => {
             let claims = edge.codec.decode(&token)?;
-            auth::check_age(&claims, auth.max_age_s, unix_now())?;
+            auth::check_age(&claims, auth.max_age_s, super::unix_now())?;
             Ok(Identity::from_claims(fd, claims))
         }
     }

@@ -13,7 +13,10 @@ pub mod listener;
 pub mod opening;
 pub mod pages;
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use crate::{
     cluster::handover::Handover, config::Config, conn, identity::FdIds, plugins::Plugins,
@@ -48,4 +51,12 @@ impl Edge {
     pub fn plugins(&self) -> &Plugins {
         &self.conn.plugins
     }
+}
+
+/// Wall-clock unix seconds (token ages, minted demo tokens).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -18,8 +18,8 @@ use serde_json::{json, Map, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{
+    access::Manager,
     status::{Nodes, PluginStatus, RefusalStatus, Status},
-    Manager,
 };
 use crate::{
     envelope::Envelope,

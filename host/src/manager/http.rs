@@ -21,10 +21,8 @@ use tokio::{
 
 use serde_json::{Map, Value};
 
-use super::{
-    command::{self, Answer, Command},
-    drain, token_matches, Manager, COMMAND_TIMEOUT,
-};
+use super::access::{drain, token_matches, Manager, COMMAND_TIMEOUT};
+use super::command::{self, Answer, Command};
 use crate::{
     edge::handshake::{self, Head},
     envelope::Envelope,

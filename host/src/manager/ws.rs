@@ -5,7 +5,9 @@
 //! in a `token` field. A frame over `manager.max_message_bytes` is answered 400
 //! `tooLarge` — tungstenite refuses it from its header, before reading it — and what
 //! the client still sends is drained so the answer is not lost to a reset. A binary
-//! frame is answered 400 `badRequest`.
+//! frame is answered 400 `badRequest`. A frame that breaks RFC 6455 (unmasked, text that
+//! is not UTF-8, a bad close code, ...) fails the connection with 1002 or 1007, as on the
+//! outside port (`crate::conn::frame_error`).
 
 use std::sync::Arc;
 
@@ -14,17 +16,20 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     tungstenite::{
-        error::CapacityError, protocol::Role, protocol::WebSocketConfig, Error as WsError, Message,
-        Utf8Bytes,
+        error::CapacityError,
+        protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig},
+        Error as WsError, Message, Utf8Bytes,
     },
     WebSocketStream,
 };
 
-use super::{
-    command::{self, Answer, Command},
-    drain, token_matches, Manager, COMMAND_TIMEOUT,
+use super::access::{drain, token_matches, Manager, COMMAND_TIMEOUT};
+use super::command::{self, Answer, Command};
+use crate::{
+    conn::frame_error::{self, ReadFailure},
+    edge::handshake::Head,
+    envelope::Envelope,
 };
-use crate::{edge::handshake::Head, envelope::Envelope};
 
 /// What the client's first data frame came to.
 enum Received {
@@ -36,6 +41,9 @@ enum Received {
         /// Bytes of the refused frame may still be on their way.
         drain: bool,
     },
+    /// A frame that breaks RFC 6455: the connection fails with its close code, as on the
+    /// outside port (1002 a broken frame, 1007 text that is not UTF-8).
+    Failed(ReadFailure),
 }
 
 /// One WebSocket manager connection, from the upgrade request on.
@@ -57,6 +65,16 @@ pub async fn session(manager: &Arc<Manager>, mut socket: TcpStream, head: Head, 
     let (answer, then_drain) = match received {
         Received::Text(text) => (run(manager, text.as_str()).await, false),
         Received::Refused { answer, drain } => (answer, drain),
+        Received::Failed(failure) => {
+            if let Some((code, reason)) = failure.close() {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code.code()),
+                    reason: reason.into(),
+                };
+                let _ = ws.send(Message::Close(Some(frame))).await;
+            }
+            return;
+        }
     };
     let _ = ws
         .send(Message::Text(Utf8Bytes::from(answer.to_json())))
@@ -87,7 +105,10 @@ async fn first_frame(ws: &mut WebSocketStream<TcpStream>, max: usize) -> Option<
                 answer: Answer::too_large(max),
                 drain: true,
             }),
-            Err(_) => None,
+            Err(error) => match frame_error::classify(&error) {
+                ReadFailure::Gone => None,
+                failure => Some(Received::Failed(failure)),
+            },
         };
     }
 }

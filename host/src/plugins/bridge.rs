@@ -19,7 +19,7 @@ use mswoole_core::{
 use mswoole_plugin_api::ffi::{HookFuture, HostApiBox, ModuleBox, PluginModRef};
 use serde_json::Value;
 
-use super::Generation;
+use super::generation::Generation;
 use crate::{envelope::Envelope, error::CallError};
 
 /// A library's root module, as the load sequence (`mswoole_core::engine::loading`) reads

@@ -11,6 +11,7 @@
 //! [`error`] turns driver errors into kinds. This file owns the pools and the deadlines.
 
 mod address;
+mod config;
 mod error;
 mod params;
 mod placeholders;
@@ -33,7 +34,7 @@ use tokio::time::{timeout_at, Instant};
 pub use address::redact;
 pub use mswoole_core::io::{DbInfo, Dialect, Executed, IoFailure, IoKind};
 
-use crate::DatabasesConfig;
+pub use self::config::{DatabaseConfig, DatabasesConfig};
 use address::Address;
 use params::Param;
 

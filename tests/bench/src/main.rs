@@ -14,6 +14,7 @@ mod machine;
 mod manager;
 mod modes;
 mod procfs;
+mod record;
 mod report;
 mod results;
 mod server;

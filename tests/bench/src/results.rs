@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     machine::Machine,
+    record::{label, scenario, Record},
     report::Outcome,
-    suite::{label, scenario, Record},
 };
 
 /// Start and end markers of the generated section of `docs/BENCHMARKS.md`.
