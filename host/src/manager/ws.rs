@@ -44,6 +44,9 @@ enum Received {
     /// A frame that breaks RFC 6455: the connection fails with its close code, as on the
     /// outside port (1002 a broken frame, 1007 text that is not UTF-8).
     Failed(ReadFailure),
+    /// The client closed first: tungstenite answers its close frame (1002 for a code that
+    /// may not be sent), once flushed.
+    Closed,
 }
 
 /// One WebSocket manager connection, from the upgrade request on.
@@ -65,6 +68,10 @@ pub async fn session(manager: &Arc<Manager>, mut socket: TcpStream, head: Head, 
     let (answer, then_drain) = match received {
         Received::Text(text) => (run(manager, text.as_str()).await, false),
         Received::Refused { answer, drain } => (answer, drain),
+        Received::Closed => {
+            let _ = ws.flush().await;
+            return;
+        }
         Received::Failed(failure) => {
             if let Some((code, reason)) = failure.close() {
                 let frame = CloseFrame {
@@ -98,7 +105,7 @@ async fn first_frame(ws: &mut WebSocketStream<TcpStream>, max: usize) -> Option<
                 drain: false,
             }),
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-            Ok(Message::Close(_)) => None,
+            Ok(Message::Close(_)) => Some(Received::Closed),
             Err(WsError::Capacity(
                 CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
             )) => Some(Received::Refused {
