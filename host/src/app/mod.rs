@@ -19,7 +19,7 @@ use crate::{
     cluster::handover::Handover,
     cluster::redis::RedisRegistry,
     config::{Backend, Config},
-    edge::auth::{self, TokenCodec},
+    edge::auth::{self, TokenKeys},
     edge::ip_limit::IpLimit,
     fanout::clients::Clients,
     fanout::delivery::Delivery,
@@ -188,11 +188,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         );
     }
     let shared = Arc::new(Shared {
-        codec: TokenCodec::new(
-            &config.auth.key,
-            config.auth.cipher,
-            config.auth.iv.as_deref(),
-        ),
+        tokens: TokenKeys::new(&config.auth),
         config: config.clone(),
         node_id: node_id.clone(),
         sessions,

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
-    cluster::handover::Handover, config::Config, edge::auth::TokenCodec, fanout::clients::Clients,
+    cluster::handover::Handover, config::Config, edge::auth::TokenKeys, fanout::clients::Clients,
     fanout::delivery::Delivery, identity::FdIds, plugins::Plugins, registry::Registry,
     runtime::shutdown::Shutdown, session::closer::Closer, session::Sessions,
 };
@@ -20,8 +20,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// This node's id.
     pub node_id: String,
-    /// Checks tokens.
-    pub codec: TokenCodec,
+    /// The keys handshake tokens are checked with; a reload swaps them.
+    pub tokens: TokenKeys,
     /// The fd registry.
     pub registry: Arc<dyn Registry>,
     /// Local connections and their outbound queues.

@@ -87,18 +87,10 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Checks the handshake's token; an error means 403.
+/// Checks the handshake's token with the keys of the moment; an error means 403.
 fn identify(shared: &Shared, head: &Head, fd: String) -> Result<Identity, auth::AuthError> {
-    let auth = &shared.config.auth;
-    match head.query_param("auth").filter(|token| !token.is_empty()) {
-        None if !auth.required => Ok(Identity::anonymous(fd)),
-        None => Err(auth::AuthError::Missing),
-        Some(token) => {
-            let claims = shared.codec.decode(&token)?;
-            auth::check_age(&claims, auth.max_age_s, unix_now())?;
-            Ok(Identity::from_claims(fd, claims))
-        }
-    }
+    let token = head.query_param("auth");
+    shared.tokens.current().identify(token.as_deref(), fd)
 }
 
 /// One socket: HTTP answers, or the upgrade and the connection.

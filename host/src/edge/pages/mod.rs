@@ -14,7 +14,11 @@ use crate::{
 /// `GET /`, `GET /healthz`, the demo pages when `[demo] enabled`, and 404 for the rest.
 pub async fn plain_http(shared: &Shared, socket: &mut TcpStream, head: &Head) {
     if shared.config.demo.enabled {
-        if let Some(reply) = demo::reply(&shared.codec, head, crate::edge::listener::unix_now()) {
+        if let Some(reply) = demo::reply(
+            shared.tokens.current().codec(),
+            head,
+            crate::edge::listener::unix_now(),
+        ) {
             let no_store = [("Cache-Control", "no-store")];
             let _ = handshake::respond(
                 socket,
