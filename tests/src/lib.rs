@@ -21,6 +21,7 @@
 //! - [`nginx`]: [`Nginx`], a private nginx running the shipped `config/nginx.conf`.
 //! - [`notify`]: [`NotifySocket`], a `NOTIFY_SOCKET` to hear what the host tells systemd.
 //! - [`token`]: auth tokens: the public vectors of docs/PROTOCOL.md "Tokens" and `mswoole token`.
+//! - [`jwt`]: JSON Web Tokens signed with `openssl`, as any backend would make them, and RSA keys.
 //!
 //! Build everything first with `cargo build --workspace` and the fixture (tests/run.sh
 //! does both); the harness panics with that advice when a file is missing.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod envelope;
 pub mod host;
 pub mod http;
+pub mod jwt;
 pub mod live;
 pub mod mariadb;
 pub mod nginx;
@@ -58,8 +60,8 @@ pub use postgres::Postgres;
 pub use raw::{Incoming, RawClient, RawFrame, ServerFrame};
 pub use redis::RedisServer;
 pub use token::{
-    now, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV, VECTOR_LONG_KEY, VECTOR_NOT_JSON,
-    VECTOR_WALL, VECTOR_WECHAT_USER,
+    now, rfc3339, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV, VECTOR_LONG_KEY,
+    VECTOR_NOT_JSON, VECTOR_WALL, VECTOR_WECHAT_USER,
 };
 
 pub use serde_json::{json, Value};
