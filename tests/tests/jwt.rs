@@ -271,3 +271,24 @@ fn start_stops_on_an_unreadable_public_key_naming_the_key_and_the_file() {
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn a_short_hs256_key_is_warned_about() {
+    let warns = |line: &str| line.contains("WARN") && line.contains("auth.jwt.hs256_key");
+    let short = TestHost::start("[auth.jwt]\nhs256_key = \"short-secret\"").await;
+    short
+        .wait_for_line("warning about the short key", warns)
+        .await;
+    let long = TestHost::start(&format!("[auth.jwt]\nhs256_key = \"{HS256_KEY}\"")).await;
+    // Both hosts started the same way; the long key's start-up is over once it is ready.
+    long.connect(&format!(
+        "/?auth={}",
+        jwt(&bob(json!({})), Signer::Hs256(HS256_KEY))
+    ))
+    .await;
+    let output = long.output();
+    assert!(
+        !output.lines().any(warns),
+        "a 34-byte key was warned about:\n{output}"
+    );
+}

@@ -51,6 +51,12 @@ impl JwtKeys {
             return None;
         }
         install_crypto();
+        // RFC 7518 §3.2: an HS256 key as long as the hash; a shorter one is guessable sooner.
+        if (1..32).contains(&config.hs256_key.len()) {
+            tracing::warn!(
+                "auth.jwt.hs256_key is shorter than 32 bytes: use a random one (openssl rand -base64 32)"
+            );
+        }
         let secret = |key: &str| DecodingKey::from_secret(key.as_bytes());
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = config.leeway_s;
