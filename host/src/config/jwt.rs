@@ -27,13 +27,17 @@ pub struct Jwt {
     pub audience: Option<String>,
     /// The `iss` a token must carry; unset = `iss` is not checked.
     pub issuer: Option<String>,
-    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
+    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`; at most [`MAX_LEEWAY_S`].
     #[default(5)]
     pub leeway_s: u64,
     /// The key `rs256_public_key_file` holds, read when the config is loaded.
     #[serde(skip)]
     pub rs256_public_key: Option<RsaPublicKey>,
 }
+
+/// The largest `leeway_s`: a clock an hour off is broken, not skewed (and the JWT library
+/// subtracts the leeway from the current time).
+pub const MAX_LEEWAY_S: u64 = 3600;
 
 /// An RSA public key read from a PEM file.
 #[derive(Clone)]
@@ -61,6 +65,11 @@ impl Jwt {
             ),
             ("auth.jwt.previous_until", self.previous_until),
         )?;
+        if self.leeway_s > MAX_LEEWAY_S {
+            return Err(format!(
+                "auth.jwt.leeway_s must be at most {MAX_LEEWAY_S} (seconds of clock skew)"
+            ));
+        }
         for (name, value) in [("audience", &self.audience), ("issuer", &self.issuer)] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 return Err(format!(

@@ -264,6 +264,10 @@ fn previous_keys_come_with_an_rfc_3339_date() {
             "[auth.jwt]\naudience = \"\"",
             "auth.jwt.audience must not be empty",
         ),
+        (
+            "[auth.jwt]\nleeway_s = 3601",
+            "auth.jwt.leeway_s must be at most 3600",
+        ),
     ] {
         let e = err(text);
         assert!(e.starts_with(key), "{text}: {e}");

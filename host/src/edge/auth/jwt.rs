@@ -475,4 +475,47 @@ mod tests {
             Some(AuthError::Expired)
         );
     }
+
+    mod properties {
+        //! Whatever arrives in `auth=` with two dots, the check ends in a refusal or an
+        //! identity with an id: never a panic.
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Three base64url parts of any JSON-ish text, and plain text with dots.
+        fn token() -> impl Strategy<Value = String> {
+            let part = prop_oneof![
+                "[ -~]{0,40}".prop_map(|text| URL_SAFE_NO_PAD.encode(text)),
+                Just(URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#)),
+                Just(URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#)),
+                "[A-Za-z0-9_-]{0,20}",
+            ];
+            prop_oneof![
+                (part.clone(), part.clone(), part).prop_map(|(a, b, c)| format!("{a}.{b}.{c}")),
+                "[ -~]{0,20}\\.[ -~]{0,20}\\.[ -~]{0,20}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_token_is_refused_or_has_an_id(token in token()) {
+                if let Ok((claims, _)) = verify(&hs256(), &token) {
+                    prop_assert!(matches!(claims.get("id"), Some(Value::Number(_) | Value::String(_))));
+                }
+            }
+
+            #[test]
+            fn a_changed_character_is_refused(index in any::<prop::sample::Index>(), with in "[A-Za-z0-9_-]") {
+                let token = signed(&claims(json!({})));
+                let at = index.index(token.len());
+                let mut changed = token.clone();
+                changed.replace_range(at..=at, &with);
+                // The signature's last character included: its unused bits must be zero.
+                if changed != token {
+                    prop_assert!(verify(&hs256(), &changed).is_err(), "{}", changed);
+                }
+            }
+        }
+    }
 }

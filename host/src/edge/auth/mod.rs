@@ -264,6 +264,28 @@ mod tests {
     }
 
     #[test]
+    fn a_jwt_gives_the_identity_an_mswoole_token_gives_plus_its_exp() {
+        let tokens = Tokens::new(&auth(
+            "[auth.jwt]\nhs256_key = \"a-test-secret-of-32-bytes-or-more\"",
+        ));
+        let iat = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+        let claims =
+            json!({"id": 7, "type": "wall", "code": "demo", "nickname": "w", "ctime": iat});
+        let mswoole = tokens
+            .identify(Some(&tokens.codec().encode(&claims)), "f".into())
+            .expect("an MSwoole token");
+        let jwt = jwt::sign(
+            &json!({"sub": 7, "type": "wall", "code": "demo", "nickname": "w", "iat": iat, "exp": iat + 60}),
+            jwt::SigningKey::Hs256("a-test-secret-of-32-bytes-or-more"),
+        )
+        .expect("signed");
+        let jwt = tokens.identify(Some(&jwt), "f".into()).expect("a JWT");
+        assert_eq!(jwt.info, mswoole.info);
+        assert_eq!(jwt.injection(false), mswoole.injection(false));
+        assert_eq!((jwt.exp, mswoole.exp), (Some(iat + 60), None));
+    }
+
+    #[test]
     fn a_token_with_two_dots_is_a_jwt() {
         assert!(is_jwt("a.b.c"));
         assert!(is_jwt(".."));
