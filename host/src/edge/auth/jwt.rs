@@ -92,28 +92,31 @@ impl JwtKeys {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<(Map<String, Value>, u64), AuthError> {
-        let (algorithm, keys): (Algorithm, Vec<&DecodingKey>) = match header_alg(token)?.as_str() {
-            "HS256" => {
-                let previous = self
-                    .previous_hs256
-                    .as_ref()
-                    .filter(|(_, until)| until.is_after(now))
-                    .map(|(key, _)| key);
-                (
-                    Algorithm::HS256,
-                    self.hs256.iter().chain(previous).collect(),
-                )
-            }
-            "RS256" => (Algorithm::RS256, self.rs256.iter().collect()),
-            _ => (Algorithm::HS256, Vec::new()),
-        };
+        // Each key with whether it is the previous one, current first.
+        let (algorithm, keys): (Algorithm, Vec<(&DecodingKey, bool)>) =
+            match header_alg(token)?.as_str() {
+                "HS256" => {
+                    let previous = self
+                        .previous_hs256
+                        .as_ref()
+                        .filter(|(_, until)| until.is_after(now))
+                        .map(|(key, _)| (key, true));
+                    let current = self.hs256.iter().map(|key| (key, false));
+                    (Algorithm::HS256, current.chain(previous).collect())
+                }
+                "RS256" => (
+                    Algorithm::RS256,
+                    self.rs256.iter().map(|key| (key, false)).collect(),
+                ),
+                _ => (Algorithm::HS256, Vec::new()),
+            };
         let mut validation = self.validation.clone();
         validation.algorithms = vec![algorithm];
         let mut refused = AuthError::Algorithm;
-        for (n, key) in keys.iter().enumerate() {
+        for (n, (key, previous)) in keys.into_iter().enumerate() {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
                 Ok(data) => {
-                    if n > 0 {
+                    if previous {
                         tracing::debug!("JWT accepted under auth.jwt.previous_hs256_key");
                     }
                     return identity_claims(&data.claims, now, self.leeway_s);
@@ -455,6 +458,7 @@ mod tests {
         let text = until
             .format(&time::format_description::well_known::Rfc3339)
             .expect("formatted");
+        let keys_with = keys;
         let keys = keys(&format!(
             "[auth.jwt]\nhs256_key = \"{KEY}\"\nprevious_hs256_key = \"old-secret\"\n\
              previous_until = \"{text}\""
@@ -468,6 +472,17 @@ mod tests {
             Some(AuthError::BadSignature)
         );
         assert!(keys.verify(&new, until).is_ok());
+        // Moving to RS256: no current HS256 key, the previous one until its date.
+        let moving = keys_with(&format!(
+            "[auth.jwt]\nprevious_hs256_key = \"old-secret\"\nprevious_until = \"{text}\""
+        ));
+        assert!(moving.verify(&old, just_before).is_ok());
+        // After it HS256 has no key at all.
+        assert_eq!(moving.verify(&old, until).err(), Some(AuthError::Algorithm));
+        assert_eq!(
+            moving.verify(&new, just_before).err(),
+            Some(AuthError::BadSignature)
+        );
         // An expired token under the current key is not tried with the previous one.
         let expired = signed(&claims(json!({"exp": now() - 60})));
         assert_eq!(
