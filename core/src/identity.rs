@@ -59,6 +59,10 @@ pub struct Identity {
     pub info: String,
     /// The uid of a `wechatUser` (string form of `id`); `None` for other types.
     pub uid: Option<String>,
+    /// When the token stops being valid (unix seconds): a JWT's `exp`; `None` for MSwoole
+    /// tokens and anonymous clients. Neither in `info` nor in `auth`: modules see the same
+    /// identity whichever token the client brought.
+    pub exp: Option<u64>,
     /// `"auth":{..},"fd":"..","code":".."` as JSON, built once: what every message of
     /// this connection gets appended, with `auth`'s strings as they are and escaped.
     injection: Injection,
@@ -116,6 +120,15 @@ impl Identity {
             fd,
             info,
             uid,
+            exp: None,
+        }
+    }
+
+    /// The same identity, valid until `exp` (unix seconds).
+    pub fn expiring(self, exp: u64) -> Self {
+        Identity {
+            exp: Some(exp),
+            ..self
         }
     }
 

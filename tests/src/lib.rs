@@ -23,6 +23,7 @@
 //! - [`notify`]: [`NotifySocket`], a `NOTIFY_SOCKET` to hear what the host tells systemd.
 //! - [`ports`]: free TCP ports for the servers a test starts.
 //! - [`token`]: auth tokens: the public vectors of docs/PROTOCOL.md "Tokens" and `mswoole token`.
+//! - [`jwt`]: JSON Web Tokens signed with `openssl`, as any backend would make them, and RSA keys.
 //!
 //! Build everything first with `cargo build --workspace` and the fixture (tests/run.sh
 //! does both); the harness panics with that advice when a file is missing.
@@ -34,6 +35,7 @@ pub mod envelope;
 pub mod eventually;
 pub mod host;
 pub mod http;
+pub mod jwt;
 pub mod live;
 pub mod mariadb;
 pub mod nginx;
@@ -65,8 +67,8 @@ pub use postgres::Postgres;
 pub use raw::{Incoming, RawClient, RawFrame, ServerFrame};
 pub use redis::RedisServer;
 pub use token::{
-    now, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV, VECTOR_LONG_KEY, VECTOR_NOT_JSON,
-    VECTOR_WALL, VECTOR_WECHAT_USER,
+    now, rfc3339, Token, VECTOR_CTIME, VECTOR_DES_CBC, VECTOR_DES_CBC_IV, VECTOR_LONG_KEY,
+    VECTOR_NOT_JSON, VECTOR_WALL, VECTOR_WECHAT_USER,
 };
 
 pub use serde_json::{json, Value};

@@ -46,6 +46,10 @@ pub struct Token {
     ctime: Option<i64>,
     /// `--config`: mint with that config's `auth` settings (key, cipher, iv).
     config: Option<PathBuf>,
+    /// `--jwt`: a JWT instead of an MSwoole token.
+    jwt: bool,
+    /// `--private-key-file` (with `--jwt`): RS256 with this key.
+    private_key_file: Option<PathBuf>,
 }
 
 impl Token {
@@ -59,6 +63,8 @@ impl Token {
             key: None,
             ctime: None,
             config: None,
+            jwt: false,
+            private_key_file: None,
         }
     }
 
@@ -85,6 +91,19 @@ impl Token {
         self
     }
 
+    /// A JWT (`--jwt`): HS256 with `auth.jwt.hs256_key` of the config, or the key given.
+    pub fn jwt(mut self) -> Self {
+        self.jwt = true;
+        self
+    }
+
+    /// A JWT signed RS256 with this private key (`--jwt --private-key-file`).
+    pub fn rs256(mut self, private_key: &Path) -> Self {
+        self.jwt = true;
+        self.private_key_file = Some(private_key.to_path_buf());
+        self
+    }
+
     /// Runs `mswoole token ...` and returns the token it printed.
     pub fn mint(&self) -> String {
         let mut command = Command::new(paths::mswoole_bin());
@@ -102,6 +121,12 @@ impl Token {
         }
         if let Some(ctime) = self.ctime {
             command.args(["--ctime", &ctime.to_string()]);
+        }
+        if self.jwt {
+            command.arg("--jwt");
+        }
+        if let Some(file) = &self.private_key_file {
+            command.arg("--private-key-file").arg(file);
         }
         let output = command.output().expect("mswoole token runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -126,4 +151,14 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("the clock is after 1970");
     i64::try_from(since.as_secs()).expect("seconds fit in i64")
+}
+
+/// Unix seconds as RFC 3339 in UTC (`2026-07-01T00:00:00Z`), as a config's dates are written.
+pub fn rfc3339(unix: i64) -> String {
+    let output = Command::new("date")
+        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("`date` runs");
+    assert!(output.status.success(), "date failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }

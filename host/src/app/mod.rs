@@ -20,7 +20,7 @@ use crate::{
     cluster::{handover::Handover, redis::RedisRegistry},
     config::{Backend, Config, DEFAULT_KEY},
     conn,
-    edge::{auth::TokenCodec, ip_limit::IpLimit, listener::Listener, Edge},
+    edge::{auth::TokenKeys, ip_limit::IpLimit, listener::Listener, Edge},
     fanout::{delivery::Delivery, locations::Locations},
     identity::FdIds,
     manager::{self, Manager},
@@ -199,12 +199,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         sessions: sessions.clone(),
         shutdown: shutdown.clone(),
     };
+    let tokens = Arc::new(TokenKeys::new(&config.auth));
     let edge = Arc::new(Edge {
-        codec: TokenCodec::new(
-            &config.auth.key,
-            config.auth.cipher,
-            config.auth.iv.as_deref(),
-        ),
+        tokens: tokens.clone(),
         ids: FdIds::new(&node_id),
         node: node_id.clone(),
         sessions: sessions.clone(),
@@ -216,6 +213,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let manager = Arc::new(Manager {
         config: config.clone(),
         plugins: plugins.clone(),
+        tokens,
         registry: registry.clone(),
         delivery,
         sessions: sessions.clone(),

@@ -15,7 +15,10 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     config::Config,
-    edge::auth::TokenCodec,
+    edge::auth::{
+        jwt::{sign, SigningKey},
+        TokenCodec,
+    },
     manager::client::ManagerClient,
     runtime::process::{self, MANAGER_FILE, PID_FILE},
 };
@@ -50,7 +53,8 @@ pub struct Cli {
 enum Command {
     /// Runs the host in the foreground.
     Start,
-    /// Rescans the plugin directory and sends onReload to every module.
+    /// Re-reads the config's token keys, rescans the plugin directory and sends onReload to
+    /// every module.
     Reload,
     /// Stops the host gracefully and waits until it has exited.
     Stop,
@@ -65,9 +69,9 @@ enum Command {
         /// The text to send.
         text: String,
     },
-    /// Mints a token the server accepts.
+    /// Mints a token the server accepts: MSwoole's, or with --jwt a JWT.
     Token {
-        /// The user id (a number stays a number).
+        /// The user id (a number stays a number); a JWT's `sub`.
         #[arg(long)]
         id: String,
         /// `wechatUser` (phone), `wall` (big screen), or another type.
@@ -79,12 +83,22 @@ enum Command {
         /// The nickname.
         #[arg(long, default_value = "")]
         nickname: String,
-        /// The key; default: auth.key of the config.
+        /// The key; default: auth.key of the config (with --jwt: auth.jwt.hs256_key).
         #[arg(long)]
         key: Option<String>,
-        /// Issue time in unix seconds; default: now.
+        /// Issue time in unix seconds (a JWT's `iat`); default: now.
         #[arg(long)]
         ctime: Option<u64>,
+        /// Mints a JWT: HS256 with auth.jwt.hs256_key (or --key), or RS256 with
+        /// --private-key-file; `aud` and `iss` as auth.jwt.audience and issuer say.
+        #[arg(long)]
+        jwt: bool,
+        /// With --jwt: sign RS256 with this RSA private key (PEM).
+        #[arg(long, value_name = "PEM", requires = "jwt")]
+        private_key_file: Option<PathBuf>,
+        /// With --jwt: seconds from the issue time to `exp`.
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600, requires = "jwt")]
+        ttl: u64,
     },
     /// Writes a new module crate (a plugin with one action and its unit test).
     NewModule {
@@ -132,17 +146,29 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
             nickname,
             key,
             ctime,
+            jwt,
+            private_key_file,
+            ttl,
         } => {
-            let codec = TokenCodec::new(
-                key.as_deref().unwrap_or(&config.auth.key),
-                config.auth.cipher,
-                config.auth.iv.as_deref(),
-            );
             let id = id
                 .parse::<i64>()
                 .map(Value::from)
                 .unwrap_or(Value::from(id));
             let ctime = ctime.unwrap_or_else(now);
+            if jwt {
+                let claims = json!({
+                    "sub": id, "type": kind, "code": code, "nickname": nickname,
+                    "iat": ctime, "exp": ctime.saturating_add(ttl),
+                });
+                let token = mint_jwt(claims, &config, key, private_key_file)?;
+                emitln!("{token}");
+                return Ok(());
+            }
+            let codec = TokenCodec::new(
+                key.as_deref().unwrap_or(&config.auth.key),
+                config.auth.cipher,
+                config.auth.iv.as_deref(),
+            );
             let claims =
                 json!({"id": id, "type": kind, "code": code, "nickname": nickname, "ctime": ctime});
             emitln!("{}", codec.encode(&claims));
@@ -174,8 +200,14 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
         }
         Command::Reload => {
             let reply = command(&config, json!({"method": "reload"})).await?;
-            emitln!("reloaded: {}", reply.get("param").unwrap_or(&Value::Null));
-            Ok(())
+            let param = reply.get("param").unwrap_or(&Value::Null);
+            emitln!("reloaded: {param}");
+            // A config file that does not load is the operator's to fix: say so, and fail
+            // (systemd's ExecReload then reports the reload failed).
+            match param.pointer("/keys/error").and_then(Value::as_str) {
+                Some(error) => Err(format!("the token keys were kept: {error}")),
+                None => Ok(()),
+            }
         }
         Command::Say { text } => {
             let reply = command(&config, json!({"method": "say", "say": text})).await?;
@@ -221,6 +253,42 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
             }
             emitln!("stopped");
             Ok(())
+        }
+    }
+}
+
+/// `mswoole token --jwt`: `claims` plus the config's `aud` and `iss`, signed RS256 with
+/// `private_key_file` or HS256 with `key` or `auth.jwt.hs256_key`.
+fn mint_jwt(
+    mut claims: Value,
+    config: &Config,
+    key: Option<String>,
+    private_key_file: Option<PathBuf>,
+) -> Result<String, String> {
+    let jwt = &config.auth.jwt;
+    if let Value::Object(claims) = &mut claims {
+        for (name, value) in [("aud", &jwt.audience), ("iss", &jwt.issuer)] {
+            if let Some(value) = value {
+                claims.insert(name.into(), Value::from(value.as_str()));
+            }
+        }
+    }
+    match private_key_file {
+        Some(file) => {
+            let pem = std::fs::read(&file)
+                .map_err(|error| format!("--private-key-file {}: {error}", file.display()))?;
+            sign(&claims, SigningKey::Rs256(&pem))
+                .map_err(|error| format!("--private-key-file {}: {error}", file.display()))
+        }
+        None => {
+            let secret = key.unwrap_or_else(|| jwt.hs256_key.clone());
+            if secret.is_empty() {
+                return Err(
+                    "auth.jwt.hs256_key is empty: give --key, or --private-key-file for RS256"
+                        .into(),
+                );
+            }
+            sign(&claims, SigningKey::Hs256(&secret))
         }
     }
 }

@@ -5,13 +5,15 @@
 //! One file per section: each holds its struct, the defaults on its fields and the checks
 //! serde cannot express, so a key is read, defaulted and validated in one place. This file
 //! reads the text, resolves what depends on where the file is (relative paths, the
-//! `default` database) or on the environment, and names the key of any error.
+//! `default` database) or on the environment, reads the files keys name (the JWT public
+//! key), and names the key of any error.
 
 mod auth;
 mod check;
 mod databases;
 mod demo;
 mod heartbeat;
+mod jwt;
 mod limits;
 mod log;
 mod manager;
@@ -24,6 +26,7 @@ mod runtime;
 mod shutdown;
 #[cfg(test)]
 mod tests;
+mod until;
 
 use std::{
     collections::BTreeMap,
@@ -39,6 +42,7 @@ pub use self::{
     databases::{DatabasesConfig, DEFAULT_DATABASE},
     demo::Demo,
     heartbeat::Heartbeat,
+    jwt::{Jwt, RsaPublicKey},
     limits::Limits,
     log::{Log, Rotate},
     manager::Manager,
@@ -49,6 +53,7 @@ pub use self::{
     registry::{Backend, Registry},
     runtime::Runtime,
     shutdown::Shutdown,
+    until::Until,
 };
 
 /// The whole validated configuration, paths resolved.
@@ -89,6 +94,10 @@ pub struct Config {
     /// The directory relative paths resolve against (the config file's).
     #[serde(skip)]
     pub dir: PathBuf,
+    /// The file this config was read from (absolute); `None` for the embedded defaults.
+    /// A reload re-reads it for the token keys.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// A config that cannot be used: one line, starting with the file path when known, naming the key.
@@ -121,7 +130,10 @@ impl Config {
             .unwrap_or(Path::new("."));
         // Resolve against an absolute directory so paths stay right whatever the process does later.
         let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        Self::build(&text, &base).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+        let mut config = Self::build(&text, &base)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        config.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+        Ok(config)
     }
 
     /// Parses config text; relative paths resolve against `base` (the fuzz target's entry:
@@ -144,8 +156,9 @@ impl Config {
     fn build_with_env(text: &str, base: &Path, env: &[(String, String)]) -> Result<Config, String> {
         let config: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text))
             .map_err(|e| describe(text, &e))?;
-        let config = config.resolve(base, env);
+        let mut config = config.resolve(base, env);
         config.validate()?;
+        config.auth.jwt.read_public_key()?;
         Ok(config)
     }
 
@@ -154,6 +167,11 @@ impl Config {
     fn resolve(mut self, base: &Path, env: &[(String, String)]) -> Config {
         self.plugins.dir = self.plugins.dir.map(|dir| base.join(dir));
         self.runtime.dir = base.join(&self.runtime.dir);
+        self.auth.jwt.rs256_public_key_file = self
+            .auth
+            .jwt
+            .rs256_public_key_file
+            .map(|file| base.join(file));
         databases::resolve(&mut self.databases, env, &self.runtime.dir);
         self.dir = base.to_path_buf();
         self

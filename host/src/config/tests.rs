@@ -30,6 +30,13 @@ fn empty_text_gives_defaults() {
     assert!(c.auth.required);
     assert_eq!(c.auth.key, "kfw001-websocket");
     assert_eq!(c.auth.cipher, Cipher::TripleDesEcb);
+    assert_eq!(c.auth.previous_key, None);
+    assert!(!c.auth.jwt.is_on(), "JWT is off until a key is set");
+    assert_eq!(c.auth.jwt.leeway_s, 5);
+    assert_eq!(
+        (c.auth.jwt.audience.clone(), c.auth.jwt.issuer.clone()),
+        (None, None)
+    );
     assert!(c.protocol.ack && c.protocol.escape_html);
     assert_eq!(c.limits.max_message_bytes, 65536);
     assert_eq!(c.limits.call_timeout_ms, 5000);
@@ -198,6 +205,133 @@ fn shipped_file_is_the_defaults() {
     );
     c.modules.clear();
     assert_eq!(format!("{c:?}"), format!("{:?}", Config::defaults(&base())));
+}
+
+/// A 2048-bit RSA public key made for these tests (`openssl genpkey`, then `openssl pkey -pubout`).
+const PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAqyK8jUpgVpt9kvOwXgjc
+6vBZsKPqj10tB4FZi4msKOY9iwXkbz/aZwDI5tOfKlzQ0EnrpyO6XZFeSGGRQhfW
+Md1/aFbuJOVtQu0759VufwUThFj5B6lBm//GY2On5ZXRMOgUaWjESj/dAnfCX3XB
+4frHHngMWwGuMwDxE87PtplSXW2P/mSPypb+TNg6MafncBW5mjAy6xGZd4Mx7Djx
+NSirLR88v+R3yAulOKPU1X4aKPvZNmYAg3IQQQkLhzUm3Ap7k/WoN1IbKM+TDMjI
+rO5GivgY78dV2GoJWY0qcOqX5Tx+g9KlATfbh9+6vlsdPulZxvEGWMsWG+Jp8FAm
+IQIDAQAB
+-----END PUBLIC KEY-----
+";
+
+#[test]
+fn previous_keys_come_with_an_rfc_3339_date() {
+    let c = parse(
+        "[auth]\nprevious_key = \"old\"\nprevious_key_until = 2026-07-01T08:00:00+08:00\n\
+         [auth.jwt]\nprevious_hs256_key = \"old\"\nprevious_until = \"2026-07-01T00:00:00Z\"",
+    )
+    .expect("both date forms");
+    assert_eq!(
+        c.auth.previous_key_until, c.auth.jwt.previous_until,
+        "the same moment"
+    );
+    assert_eq!(
+        c.auth.jwt.previous_until.map(|until| until.text()),
+        Some("2026-07-01T00:00:00Z".into())
+    );
+    assert!(
+        c.auth.jwt.is_on(),
+        "a previous HS256 key alone still takes its tokens"
+    );
+    for (text, key) in [
+        (
+            "[auth]\nprevious_key = \"old\"",
+            "auth.previous_key needs auth.previous_key_until",
+        ),
+        (
+            "[auth]\nprevious_key_until = 2026-07-01T00:00:00Z",
+            "auth.previous_key_until is set without auth.previous_key",
+        ),
+        (
+            "[auth]\nprevious_key = \" \"\nprevious_key_until = 2026-07-01T00:00:00Z",
+            "auth.previous_key must not be empty",
+        ),
+        (
+            "[auth.jwt]\nprevious_hs256_key = \"old\"",
+            "auth.jwt.previous_hs256_key needs auth.jwt.previous_until",
+        ),
+        (
+            "[auth.jwt]\nprevious_until = 2026-07-01T00:00:00Z",
+            "auth.jwt.previous_until is set without auth.jwt.previous_hs256_key",
+        ),
+        (
+            "[auth.jwt]\naudience = \"\"",
+            "auth.jwt.audience must not be empty",
+        ),
+        (
+            "[auth.jwt]\nleeway_s = 3601",
+            "auth.jwt.leeway_s must be at most 3600",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.starts_with(key), "{text}: {e}");
+    }
+    // Dates: no offset, not a date, not text.
+    for (value, says) in [
+        ("2026-07-01T00:00:00", "not an RFC 3339 date"),
+        ("\"next tuesday\"", "`next tuesday` is not an RFC 3339 date"),
+        ("\"2026-07-01\"", "not an RFC 3339 date"),
+        ("20260701", "expected an RFC 3339 date"),
+    ] {
+        for key in ["auth.previous_key_until", "auth.jwt.previous_until"] {
+            let (section, name) = key.rsplit_once('.').expect("a dotted key");
+            let e = err(&format!("[{section}]\n{name} = {value}"));
+            assert!(
+                e.starts_with(&format!("{key}: ")) && e.contains(says),
+                "{value}: {e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}
+
+#[test]
+fn the_rs256_public_key_file_is_read_relative_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("mswoole-jwt-config-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("keys")).expect("temp dir");
+    let file = dir.join("app.toml");
+    let load = |text: &str| {
+        std::fs::write(&file, text).expect("write");
+        Config::load(&file)
+    };
+    std::fs::write(dir.join("keys/public.pem"), PUBLIC_PEM).expect("write");
+    let c = load("[auth.jwt]\nrs256_public_key_file = \"keys/public.pem\"").expect("a public key");
+    assert_eq!(
+        c.auth.jwt.rs256_public_key_file,
+        Some(dir.join("keys/public.pem"))
+    );
+    assert!(c.auth.jwt.rs256_public_key.is_some() && c.auth.jwt.is_on());
+    assert_eq!(c.file.as_deref(), Some(file.as_path()));
+
+    let refused = |pem: Option<&str>, says: &str| {
+        let at = dir.join("keys/other.pem");
+        let _ = std::fs::remove_file(&at);
+        if let Some(pem) = pem {
+            std::fs::write(&at, pem).expect("write");
+        }
+        let e = load("[auth.jwt]\nrs256_public_key_file = \"keys/other.pem\"")
+            .expect_err("refused")
+            .to_string();
+        let named = format!(
+            "{}: auth.jwt.rs256_public_key_file: {}: ",
+            file.display(),
+            at.display()
+        );
+        assert!(e.starts_with(&named) && e.contains(says), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    };
+    refused(None, "cannot read");
+    refused(Some("not a key"), "not a PEM public key");
+    let private = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    refused(Some(private), "holds a private key");
+    let broken = PUBLIC_PEM.replace("MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A", "AAAA");
+    refused(Some(&broken), "not an RSA public key");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
 fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
@@ -377,6 +511,7 @@ mod properties {
             Just("manager"),
             Just("heartbeat"),
             Just("auth"),
+            Just("auth.jwt"),
             Just("protocol"),
             Just("limits"),
             Just("registry"),
@@ -396,6 +531,14 @@ mod properties {
             Just("key"),
             Just("cipher"),
             Just("iv"),
+            Just("previous_key"),
+            Just("previous_key_until"),
+            Just("hs256_key"),
+            Just("previous_hs256_key"),
+            Just("previous_until"),
+            Just("rs256_public_key_file"),
+            Just("audience"),
+            Just("leeway_s"),
             Just("max_message_bytes"),
             Just("outbound_queue"),
             Just("outbound_bytes"),

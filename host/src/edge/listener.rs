@@ -86,18 +86,10 @@ fn client_ip(edge: &Edge, head: &Head, peer: SocketAddr) -> IpAddr {
         .unwrap_or(peer.ip())
 }
 
-/// Checks the handshake's token; an error means 403.
+/// Checks the handshake's token with the keys of the moment; an error means 403.
 fn identify(edge: &Edge, head: &Head, fd: String) -> Result<Identity, auth::AuthError> {
-    let auth = &edge.config.auth;
-    match head.query_param("auth").filter(|token| !token.is_empty()) {
-        None if !auth.required => Ok(Identity::anonymous(fd)),
-        None => Err(auth::AuthError::Missing),
-        Some(token) => {
-            let claims = edge.codec.decode(&token)?;
-            auth::check_age(&claims, auth.max_age_s, super::unix_now())?;
-            Ok(Identity::from_claims(fd, claims))
-        }
-    }
+    let token = head.query_param("auth");
+    edge.tokens.current().identify(token.as_deref(), fd)
 }
 
 /// One socket: HTTP answers, or the upgrade and the connection.

@@ -23,15 +23,15 @@ use crate::{
     runtime::shutdown::Shutdown, session::Sessions,
 };
 
-use self::auth::TokenCodec;
+use self::auth::TokenKeys;
 
 /// What the edge uses: the sections of the config it reads, the token check, and the
 /// parts a new connection is handed to.
 pub struct Edge {
     /// `[outside]`, `[limits]`, `[auth]`, `[recovery]`, `[demo]`.
     pub config: Arc<Config>,
-    /// Checks and mints tokens.
-    pub codec: TokenCodec,
+    /// The keys handshake tokens are checked with; a reload swaps them.
+    pub tokens: Arc<TokenKeys>,
     /// Hands out fds.
     pub ids: FdIds,
     /// This node's id (for `/healthz`).

@@ -11,6 +11,7 @@ use tokio::{io::AsyncReadExt, net::TcpStream};
 
 use crate::{
     config::Config,
+    edge::auth::TokenKeys,
     fanout::{delivery::Delivery, locations::Locations},
     plugins::Plugins,
     registry::Registry,
@@ -25,6 +26,8 @@ pub struct Manager {
     pub config: Arc<Config>,
     /// Rescanned by `reload`, listed by `status`.
     pub plugins: Arc<Plugins>,
+    /// The token keys `reload` re-reads.
+    pub tokens: Arc<TokenKeys>,
     /// Where `push` finds a uid and `broadcast` a set.
     pub registry: Arc<dyn Registry>,
     /// Frames to connections on any node.

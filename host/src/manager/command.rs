@@ -275,15 +275,29 @@ fn id_text(value: &Value) -> Option<String> {
     }
 }
 
-/// Rescans the plugin directory, then runs `onReload` on every module.
+/// Re-reads the config file's token keys (`[auth]`, `[auth.jwt]`) for new handshakes,
+/// rescans the plugin directory, then runs `onReload` on every module.
 pub async fn reload(manager: &Manager) -> Value {
+    let keys = match &manager.config.file {
+        None => json!({"reloaded": false, "reason": "started without a config file"}),
+        Some(file) => match manager.tokens.reload(file) {
+            Ok(()) => {
+                tracing::info!(file = %file.display(), "reload: token keys re-read");
+                json!({"reloaded": true, "file": file.display().to_string()})
+            }
+            Err(error) => {
+                tracing::error!("reload: token keys kept: {error}");
+                json!({"reloaded": false, "error": error})
+            }
+        },
+    };
     let plugins = &manager.plugins;
     let loaded = plugins.scan().await;
     let timeout = Duration::from_millis(manager.config.limits.call_timeout_ms);
     plugins.hook_all(Hook::Reload, timeout).await;
     tracing::info!(loaded, "reload: plugins rescanned, onReload sent");
     let refusals: Vec<RefusalStatus> = plugins.refusals().iter().map(RefusalStatus::of).collect();
-    json!({"loaded": loaded, "refusals": refusals})
+    json!({"loaded": loaded, "refusals": refusals, "keys": keys})
 }
 
 /// What `mswoole status` shows.

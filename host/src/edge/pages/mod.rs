@@ -14,7 +14,8 @@ use super::{
 /// `GET /`, `GET /healthz`, the demo pages when `[demo] enabled`, and 404 for the rest.
 pub async fn plain_http(edge: &Edge, socket: &mut TcpStream, head: &Head) {
     if edge.config.demo.enabled {
-        if let Some(reply) = demo::reply(&edge.codec, head, super::unix_now()) {
+        let tokens = edge.tokens.current();
+        if let Some(reply) = demo::reply(tokens.codec(), head, super::unix_now()) {
             let no_store = [("Cache-Control", "no-store")];
             let _ = handshake::respond(
                 socket,

@@ -1,5 +1,6 @@
 //! MSwoole-compatible auth tokens (docs/PROTOCOL.md, "Tokens"): base64 of a DES-family ciphertext of a JSON object,
-//! with `+ / =` swapped for `* : _` so the token survives a query string untouched.
+//! with `+ / =` swapped for `* : _` so the token survives a query string untouched (and
+//! never holds a dot, which tells it from a JWT).
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use des::cipher::{
 use des::{Des, TdesEde3};
 use serde_json::{Map, Value};
 
+use super::error::AuthError;
 pub use crate::config::{Cipher, DEFAULT_KEY};
 
 /// DES block size in bytes (DES and 3DES alike).
@@ -19,47 +21,6 @@ const BLOCK: usize = 8;
 
 /// How far (seconds) a token's `ctime` may lie in the future, to absorb clock skew between issuers.
 const FUTURE_SKEW_S: i128 = 300;
-
-/// Why a token was refused. The text never contains the token itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthError {
-    /// The handshake carried no token (`auth=` absent or empty) while one is required.
-    Missing,
-    /// Not valid (token-alphabet) base64, or empty.
-    Encoding,
-    /// Wrong length, wrong key or bad padding.
-    Decrypt,
-    /// The plaintext is not JSON.
-    NotJson,
-    /// The plaintext is JSON but not an object.
-    NotObject,
-    /// `id` is absent or neither a number nor a string.
-    MissingId,
-    /// `ctime` is older than `auth.max_age_s`.
-    Expired,
-    /// `ctime` is more than five minutes ahead of this host's clock.
-    FromTheFuture,
-    /// `auth.max_age_s` is set but the token has no numeric `ctime`.
-    MissingCtime,
-}
-
-impl fmt::Display for AuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AuthError::Missing => "no token: auth= is missing or empty",
-            AuthError::Encoding => "token is not valid base64",
-            AuthError::Decrypt => "token does not decrypt with the configured key",
-            AuthError::NotJson => "token plaintext is not JSON",
-            AuthError::NotObject => "token plaintext is not a JSON object",
-            AuthError::MissingId => "token has no usable id",
-            AuthError::Expired => "token has expired",
-            AuthError::FromTheFuture => "token ctime is in the future",
-            AuthError::MissingCtime => "token has no ctime",
-        })
-    }
-}
-
-impl std::error::Error for AuthError {}
 
 /// The keyed cipher, set up once.
 #[derive(Clone)]
